@@ -1,0 +1,41 @@
+"""lstm-cell: a reference LSTM cell in NumPy that shows every gate.
+
+The library in one screen::
+
+    from lstm_cli import lstm_step, lstm_step_detailed, init_params, notebook_default
+
+    h_next, c_next = lstm_step(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+    cell = notebook_default()                     # the seed notebook's cell and inputs
+    r = cell.params.step(**cell.example.arrays())  # StepResult: every intermediate
+    r.i_t, r.f_t, r.o_t, r.c_t_candidate, r.c_next, r.h_next
+"""
+
+from .core import StepResult, lstm_step, lstm_step_detailed, sigmoid
+from .params import (
+    ExampleInputs,
+    LSTMParams,
+    ParamSet,
+    from_keras,
+    from_pytorch,
+    init_params,
+    notebook_default,
+    to_keras,
+    to_pytorch,
+)
+
+__all__ = [
+    "ExampleInputs",
+    "LSTMParams",
+    "ParamSet",
+    "StepResult",
+    "from_keras",
+    "from_pytorch",
+    "init_params",
+    "lstm_step",
+    "lstm_step_detailed",
+    "notebook_default",
+    "sigmoid",
+    "to_keras",
+    "to_pytorch",
+]
+__version__ = "0.1.0"

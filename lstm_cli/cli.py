@@ -1,0 +1,222 @@
+"""The ``lstm-cell`` command line: thin Typer commands wiring the core, params, I/O and
+rendering layers. Each command's docstring is its ``--help``."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import numpy as np
+import typer
+from typer.core import TyperGroup
+
+from . import fileio
+from .errors import InputError
+from .params import NOTEBOOK_SEED, SCHEMES, ParamSet, init_params, notebook_default
+
+
+class _Group(TyperGroup):
+    """Turns :class:`InputError` into one plain line on stderr and its exit code, Ctrl-C
+    into exit 130, for every command (CliRunner included)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InputError as e:
+            typer.echo(f"Error: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("Interrupted.", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="lstm-cell",
+    help="A reference LSTM cell in NumPy that shows every gate. Start with: lstm-cell step",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals would dump weight matrices and paths
+    rich_markup_mode=None,
+)
+
+Scheme = enum.Enum("Scheme", {s: s for s in SCHEMES}, type=str)  # type: ignore[misc]
+
+
+class DType(str, enum.Enum):
+    float64 = "float64"
+    float32 = "float32"
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print compact JSON (default in a pipe).")]
+PrettyOpt = Annotated[
+    bool, typer.Option("--pretty", help="Print the Rich view (default on a terminal).")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+
+
+def _use_pretty(json_: bool, pretty: bool) -> bool:
+    if json_ and pretty:
+        raise typer.BadParameter("--json and --pretty exclude each other")
+    if json_ or pretty:
+        return pretty
+    return sys.stdout.isatty()
+
+
+def _write_stdout(text: str) -> None:
+    """Print the result; a reader that went away (``| head``) ends the command quietly."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise typer.Exit(1)
+
+
+@app.command()
+def init(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="File to write (exactly this path).")
+    ] = Path("params.npz"),
+    n_features: Annotated[int, typer.Option(min=1, help="F, input features.")] = 10,
+    n_hidden: Annotated[int, typer.Option(min=1, help="H, hidden units.")] = 4,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=2**32 - 1,
+            help="Seed of np.random.RandomState. Default: a fresh one, stored in the file.",
+        ),
+    ] = None,
+    scheme: Annotated[
+        Scheme, typer.Option(help="Initialisation: notebook (randn), pytorch or keras.")
+    ] = Scheme.notebook,  # type: ignore[attr-defined]
+    force: ForceOpt = False,
+    json_: JsonOpt = False,
+    pretty: PrettyOpt = False,
+) -> None:
+    """Generate LSTM parameters and example inputs into an .npz file.
+
+    The notebook scheme draws x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc with
+    randn in that order, so --seed 42 reproduces the seed notebook exactly:
+
+        lstm-cell init --seed 42 --out p.npz
+    """
+    use_pretty = _use_pretty(json_, pretty)
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    param_set = init_params(n_features, n_hidden, seed, scheme.value)
+    fileio.save_param_set(out, param_set, force=force)
+    arrays = dict(param_set.params.arrays())
+    if param_set.example is not None:
+        arrays.update(param_set.example.arrays())
+    if use_pretty:
+        from .render import init_view, print_view
+
+        print_view(init_view(out, arrays, param_set.meta))
+    else:
+        shapes = {k: list(v.shape) for k, v in arrays.items()}
+        _write_stdout(fileio.dumps({"path": str(out), "meta": param_set.meta, "shapes": shapes}))
+
+
+@app.command()
+def step(
+    params: Annotated[
+        Path | None,
+        typer.Option(help="Params .npz (from init). Default: the notebook's seed-42 cell."),
+    ] = None,
+    x: Annotated[
+        str | None, typer.Option("--x", help="x_t, (F,) or (B, F): .npy, .json, or - for stdin.")
+    ] = None,
+    h: Annotated[
+        str | None, typer.Option("--h", help="h_prev, (H,) or (B, H). Default: zeros.")
+    ] = None,
+    c: Annotated[
+        str | None, typer.Option("--c", help="c_prev, (H,) or (B, H). Default: zeros.")
+    ] = None,
+    dtype: Annotated[DType, typer.Option(help="Compute in this dtype.")] = DType.float64,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
+    ] = None,
+    force: ForceOpt = False,
+    json_: JsonOpt = False,
+    pretty: PrettyOpt = False,
+) -> None:
+    """Run one LSTM step and show every gate.
+
+    Inputs come from --x/--h/--c (.npy or JSON files, - for stdin), or a JSON object piped on
+    stdin; with none at all, the example inputs stored with the params are used, so
+
+        lstm-cell step
+
+    prints the seed notebook's h_next and c_next. Piped JSON in, JSON out:
+
+        echo '{"x_t": [0.5, -1, 0.2, 0, 1, 2, -2, 0.3, 0.1, 0.9]}' | lstm-cell step | jq .h_next
+    """
+    use_pretty = _use_pretty(json_, pretty)
+    param_set: ParamSet
+    if params is None:
+        param_set, params_label = notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
+    else:
+        param_set, params_label = fileio.load_param_set(params), str(params)
+    inputs, sources, notes = fileio.resolve_step_inputs(
+        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label
+    )
+    cell = param_set.params.astype(dtype.value)
+    result = cell.step(*(inputs[k].astype(dtype.value) for k in ("x_t", "h_prev", "c_prev")))
+    if not (np.all(np.isfinite(result.h_next)) and np.all(np.isfinite(result.c_next))):
+        raise InputError(
+            f"the result overflowed {dtype.value} (c_next is not finite): inputs too large",
+            exit_code=1,
+        )
+    if out is not None:
+        fileio.save_npz(out, result.arrays(), force=force)
+    shapes = {
+        k: list(v.shape)
+        for k, v in result.arrays().items()
+        if k in ("x_t", "h_prev", "c_prev", "u")
+    }
+    shapes.update({k: list(v.shape) for k, v in cell.arrays().items()})
+    if use_pretty:
+        from .render import ShapeRow, print_view, step_view
+
+        rows = [ShapeRow(k, tuple(v.shape), str(v.dtype), sources[k]) for k, v in inputs.items()]
+        rows.append(
+            ShapeRow(
+                "u = [h_prev, x_t]", tuple(result.u.shape), str(result.u.dtype), "concatenated"
+            )
+        )
+        rows += [
+            ShapeRow(k, tuple(v.shape), str(v.dtype), params_label)
+            for k, v in cell.arrays().items()
+        ]
+        if out is not None:
+            notes = [*notes, f"Saved every array of the result to {out}."]
+        print_view(step_view(result, rows, notes))
+        return
+    payload = {
+        "h_next": result.h_next.tolist(),
+        "c_next": result.c_next.tolist(),
+        "gates": {k: v.tolist() for k, v in result.gates.items()},
+        "pre_activations": {k: v.tolist() for k, v in result.pre_activations.items()},
+        "shapes": shapes,
+        "dtype": dtype.value,
+        "sources": {**sources, "params": params_label},
+    }
+    _write_stdout(fileio.dumps(payload))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="lstm-cell")

@@ -1,0 +1,204 @@
+"""The LSTM cell's equations in pure NumPy: no files, no JSON, no terminal.
+
+Notation (the seed notebook's, see ``GUIDE.md``)::
+
+    u      = concat(h_prev, x_t)                 # hidden FIRST, then input: (H + F,)
+    i_t    = sigmoid(Wi @ u + bi)                # input gate
+    f_t    = sigmoid(Wf @ u + bf)                # forget gate
+    o_t    = sigmoid(Wo @ u + bo)                # output gate
+    c_t_candidate = tanh(Wc @ u + bc)            # cell candidate ("g" in PyTorch)
+    c_next = f_t * c_prev + i_t * c_t_candidate
+    h_next = o_t * tanh(c_next)
+
+Shapes: F input features, H hidden units, optional batch B in front of every state.
+``W*`` are (H, H + F), ``b*`` are (H,), ``x_t`` is (F,) or (B, F), ``h``/``c`` are (H,) or (B, H).
+Everything is computed in the floating dtype of the arguments (float32 stays float32).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.floating]
+
+
+def sigmoid(z: Array) -> Array:
+    """Logistic sigmoid ``1 / (1 + exp(-z))``, elementwise, same shape and dtype as ``z``.
+
+    ``exp(-z)`` overflows to ``inf`` for very negative ``z`` (below about -709 in float64,
+    -88 in float32); ``1 / (1 + inf)`` is then exactly the right limit, 0. The overflow is
+    expected, so its RuntimeWarning is silenced; the result is finite for every finite ``z``.
+    """
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Every intermediate of one LSTM step; leading batch axis (B,) when the step was batched.
+
+    Attributes (shapes without batch):
+        x_t (F,), h_prev (H,), c_prev (H,): the inputs (h/c broadcast to the batch).
+        u (H + F,): ``concat(h_prev, x_t)``.
+        z_i, z_f, z_o, z_c (H,): pre-activations ``W* @ u + b*``.
+        i_t, f_t, o_t (H,): the input, forget and output gates, in (0, 1).
+        c_t_candidate (H,): the cell candidate ``tanh(z_c)``, in (-1, 1).
+        c_next, h_next (H,): the new cell and hidden state.
+    """
+
+    x_t: Array
+    h_prev: Array
+    c_prev: Array
+    u: Array
+    z_i: Array
+    z_f: Array
+    z_o: Array
+    z_c: Array
+    i_t: Array
+    f_t: Array
+    o_t: Array
+    c_t_candidate: Array
+    c_next: Array
+    h_next: Array
+
+    def arrays(self) -> dict[str, Array]:
+        """All arrays of the result by name, in the order of the equations."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def gates(self) -> dict[str, Array]:
+        """The four activations: ``i_t, f_t, o_t, c_t_candidate``."""
+        return {
+            "i_t": self.i_t,
+            "f_t": self.f_t,
+            "o_t": self.o_t,
+            "c_t_candidate": self.c_t_candidate,
+        }
+
+    @property
+    def pre_activations(self) -> dict[str, Array]:
+        """The four pre-activations ``z_i, z_f, z_o, z_c`` (``W* @ u + b*``)."""
+        return {"z_i": self.z_i, "z_f": self.z_f, "z_o": self.z_o, "z_c": self.z_c}
+
+
+def _check_shapes(
+    x_t: Array, h_prev: Array, c_prev: Array, weights: dict[str, Array], biases: dict[str, Array]
+) -> None:
+    """Raise ValueError naming the first array whose shape disagrees with the others."""
+    if x_t.ndim not in (1, 2):
+        raise ValueError(f"x_t must be (F,) or (B, F), got shape {x_t.shape}")
+    n_features = x_t.shape[-1]
+    n_hidden = weights["Wf"].shape[0] if weights["Wf"].ndim == 2 else -1
+    expected_w = (n_hidden, n_hidden + n_features)
+    for name, w in weights.items():
+        if w.shape != expected_w:
+            raise ValueError(f"{name} must have shape {expected_w} (H, H + F), got {w.shape}")
+    for name, b in biases.items():
+        if b.shape != (n_hidden,):
+            raise ValueError(f"{name} must have shape {(n_hidden,)} (H,), got {b.shape}")
+    batch = x_t.shape[:-1]
+    for name, s in (("h_prev", h_prev), ("c_prev", c_prev)):
+        if s.shape not in ((n_hidden,), batch + (n_hidden,)):
+            want = f"{(n_hidden,)}" + (f" or {batch + (n_hidden,)}" if batch else "")
+            raise ValueError(f"{name} must have shape {want}, got {s.shape}")
+
+
+def lstm_step_detailed(
+    x_t: Array,
+    h_prev: Array,
+    c_prev: Array,
+    Wf: Array,
+    Wi: Array,
+    Wo: Array,
+    Wc: Array,
+    bf: Array,
+    bi: Array,
+    bo: Array,
+    bc: Array,
+) -> StepResult:
+    """One LSTM step with every intermediate (see :class:`StepResult`).
+
+    Same arguments as :func:`lstm_step`. A 1-D ``h_prev``/``c_prev`` with a batched ``x_t``
+    is used for every row of the batch.
+    """
+    x_t, h_prev, c_prev = (np.asarray(a) for a in (x_t, h_prev, c_prev))
+    weights = {
+        "Wf": np.asarray(Wf),
+        "Wi": np.asarray(Wi),
+        "Wo": np.asarray(Wo),
+        "Wc": np.asarray(Wc),
+    }
+    biases = {
+        "bf": np.asarray(bf),
+        "bi": np.asarray(bi),
+        "bo": np.asarray(bo),
+        "bc": np.asarray(bc),
+    }
+    _check_shapes(x_t, h_prev, c_prev, weights, biases)
+    n_hidden = biases["bf"].shape[0]
+    state_shape = x_t.shape[:-1] + (n_hidden,)  # (H,) or (B, H)
+    h_prev = np.broadcast_to(h_prev, state_shape)
+    c_prev = np.broadcast_to(c_prev, state_shape)
+
+    u = np.concatenate((h_prev, x_t), axis=-1)  # (B, H + F): hidden first, as in the seed
+    # One fused projection, then split (gate blocks in the order of the equations: i, f, o, c).
+    W = np.concatenate((weights["Wi"], weights["Wf"], weights["Wo"], weights["Wc"]))  # (4H, H+F)
+    b = np.concatenate((biases["bi"], biases["bf"], biases["bo"], biases["bc"]))  # (4H,)
+    z = u @ W.T + b  # (B, 4H)
+    z_i, z_f, z_o, z_c = np.split(z, 4, axis=-1)  # each (B, H)
+
+    i_t = sigmoid(z_i)  # input gate
+    f_t = sigmoid(z_f)  # forget gate
+    o_t = sigmoid(z_o)  # output gate
+    c_t_candidate = np.tanh(z_c)  # cell candidate
+    c_next = f_t * c_prev + i_t * c_t_candidate
+    h_next = o_t * np.tanh(c_next)
+    return StepResult(
+        x_t=x_t,
+        h_prev=h_prev,
+        c_prev=c_prev,
+        u=u,
+        z_i=z_i,
+        z_f=z_f,
+        z_o=z_o,
+        z_c=z_c,
+        i_t=i_t,
+        f_t=f_t,
+        o_t=o_t,
+        c_t_candidate=c_t_candidate,
+        c_next=c_next,
+        h_next=h_next,
+    )
+
+
+def lstm_step(
+    x_t: Array,
+    h_prev: Array,
+    c_prev: Array,
+    Wf: Array,
+    Wi: Array,
+    Wo: Array,
+    Wc: Array,
+    bf: Array,
+    bi: Array,
+    bo: Array,
+    bc: Array,
+) -> tuple[Array, Array]:
+    """Perform a single LSTM step (the seed notebook's function, without its debug print).
+
+    Args:
+        x_t: input at step t, (F,) or (B, F).
+        h_prev: previous hidden state, (H,) or (B, H).
+        c_prev: previous cell state, (H,) or (B, H).
+        Wf, Wi, Wo, Wc: forget, input, output and candidate weights, each (H, H + F),
+            acting on ``concat(h_prev, x_t)``.
+        bf, bi, bo, bc: the matching biases, each (H,).
+
+    Returns:
+        ``(h_next, c_next)``, each (H,) or (B, H).
+    """
+    r = lstm_step_detailed(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+    return r.h_next, r.c_next

@@ -1,0 +1,481 @@
+"""Files, JSON and stdin in, validated arrays out; results out as JSON and .npz, atomically.
+
+Everything a user hands the tool passes through here, and every refusal is an
+:class:`~lstm_cli.errors.InputError` whose message names the file, the array and what was
+expected. Nothing here ever unpickles (``allow_pickle=False`` throughout).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .core import Array
+from .errors import InputError
+from .params import (
+    EXAMPLE_NAMES,
+    PARAM_NAMES,
+    ExampleInputs,
+    LSTMParams,
+    ParamSet,
+)
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+MAX_STDIN_BYTES = 64 * 1024 * 1024  # a pipe of garbage must not exhaust memory
+MAX_JSON_DEPTH = 8  # arrays here are at most (T, B, F): 8 levels is plenty
+
+# Names accepted in a JSON object of inputs, with their short aliases.
+INPUT_ALIASES = {
+    "x_t": "x_t",
+    "x": "x_t",
+    "h_prev": "h_prev",
+    "h": "h_prev",
+    "c_prev": "c_prev",
+    "c": "c_prev",
+}
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def as_float_array(arr: Any, name: str, source: str) -> Array:
+    """Check one loaded array and return it as floating point.
+
+    Floating arrays are kept as they are, integer arrays are cast to float64; boolean,
+    complex, string, object and structured arrays are refused, as are NaN and Infinity.
+    """
+    arr = np.asarray(arr)
+    kind = arr.dtype.kind
+    if kind in "iu":
+        arr = arr.astype(np.float64)
+    elif kind != "f":
+        what = {
+            "b": "boolean",
+            "c": "complex",
+            "O": "object",
+            "V": "structured",
+            "U": "string",
+            "S": "bytes",
+            "M": "datetime",
+            "m": "timedelta",
+        }.get(kind, str(arr.dtype))
+        raise InputError(f"{source}: {name} has {what} dtype {arr.dtype}, expected real numbers")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        value = arr[tuple(bad)]
+        where = f" at index {tuple(int(i) for i in bad)}" if arr.ndim else ""
+        raise InputError(
+            f"{source}: {name} contains {value}{where}; only finite numbers are allowed"
+        )
+    return arr
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not allowed (JSON numbers must be finite)")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def parse_json(data: bytes | str, source: str) -> Any:
+    """Parse JSON strictly: no NaN/Infinity literals, no duplicate keys, bounded nesting."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys
+        )
+    except UnicodeDecodeError:
+        raise InputError(f"{source}: not UTF-8 text, so not JSON (nor a .npy file)") from None
+    except RecursionError:
+        raise InputError(f"{source}: JSON nested too deeply") from None
+    except json.JSONDecodeError as e:
+        raise InputError(
+            f"{source}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
+    except ValueError as e:
+        raise InputError(f"{source}: invalid JSON: {e}") from None
+
+
+def _describe(obj: Any) -> str:
+    if obj is None:
+        return "null"
+    if isinstance(obj, bool):
+        return "true" if obj else "false"
+    if isinstance(obj, str):
+        return "a string"
+    return "an object" if isinstance(obj, dict) else type(obj).__name__
+
+
+def _json_shape(obj: Any, name: str, source: str, depth: int = 0) -> tuple[int, ...]:
+    """Shape of a nested list of numbers; refuses strings, booleans, nulls and ragged lists."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, dict)):
+        raise InputError(f"{source}: {name} holds {_describe(obj)}, expected numbers")
+    if isinstance(obj, (int, float)):
+        return ()
+    if not isinstance(obj, list):
+        raise InputError(f"{source}: {name} holds {type(obj).__name__}, expected numbers")
+    if depth >= MAX_JSON_DEPTH:
+        raise InputError(f"{source}: {name} is nested more than {MAX_JSON_DEPTH} levels deep")
+    if not obj:
+        return (0,)
+    first = _json_shape(obj[0], name, source, depth + 1)
+    for k, item in enumerate(obj[1:], start=1):
+        if _json_shape(item, name, source, depth + 1) != first:
+            raise InputError(f"{source}: {name} is ragged: row {k} differs in length from row 0")
+    return (len(obj),) + first
+
+
+def json_to_array(obj: Any, name: str, source: str) -> Array:
+    """A (nested) JSON list of numbers as a float64 array, validated."""
+    _json_shape(obj, name, source)
+    try:
+        arr = np.array(obj, dtype=np.float64)
+    except OverflowError:
+        raise InputError(f"{source}: {name} holds a number too large for float64") from None
+    return as_float_array(arr, name, source)
+
+
+def inputs_from_json_object(obj: Mapping[str, Any], source: str) -> dict[str, Array]:
+    """``{"x_t": [...], "h_prev": [...], "c_prev": [...]}`` (aliases x, h, c) as arrays."""
+    out: dict[str, Array] = {}
+    for key, value in obj.items():
+        name = INPUT_ALIASES.get(key)
+        if name is None:
+            raise InputError(
+                f"{source}: unknown key {key!r}; expected x_t, h_prev, c_prev (or x, h, c)"
+            )
+        if name in out:
+            raise InputError(f"{source}: {name} is given twice (as {name} and an alias)")
+        out[name] = json_to_array(value, name, source)
+    return out
+
+
+# --------------------------------------------------------------------------- stdin
+
+
+def stdin_is_piped() -> bool:
+    """True when stdin is a pipe or a file (something to read), not a terminal or /dev/null."""
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        return False
+    try:
+        if stdin.isatty():
+            return False
+        mode = os.fstat(stdin.fileno()).st_mode
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return True  # an in-memory stream (tests, embedding): readable
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
+
+
+def read_stdin(limit: int = MAX_STDIN_BYTES) -> bytes:
+    """All of stdin, refusing a terminal (it would block) and more than ``limit`` bytes."""
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        raise InputError("stdin: closed, nothing to read")
+    if stdin.isatty():
+        raise InputError("stdin: is a terminal; pipe JSON or .npy data in, or pass a file")
+    data = stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(f"stdin: more than {limit} bytes, refusing to read it all")
+    return data
+
+
+# --------------------------------------------------------------------------- files in
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, expected a file")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def _npy_from_bytes(data: bytes, name: str, source: str) -> Array:
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise InputError(
+                f"{source}: {name} is an object (pickled) array, which is never loaded"
+            ) from None
+        raise InputError(f"{source}: corrupt .npy file ({e})") from None
+    except (OSError, EOFError) as e:
+        raise InputError(f"{source}: corrupt or truncated .npy file ({e})") from None
+    return as_float_array(arr, name, source)
+
+
+def array_from_bytes(data: bytes, name: str, source: str) -> Array:
+    """One array from the bytes of a .npy file or of JSON (a list, or an object holding it)."""
+    if data.startswith(NPY_MAGIC):
+        return _npy_from_bytes(data, name, source)
+    if data.startswith(ZIP_MAGIC):
+        raise InputError(f"{source}: is a .npz archive; {name} takes a .npy or .json file")
+    if not data.strip():
+        raise InputError(f"{source}: empty, expected {name} as .npy or JSON")
+    obj = parse_json(data, source)
+    if isinstance(obj, dict):
+        arrays = inputs_from_json_object(obj, source)
+        if name not in arrays:
+            raise InputError(f"{source}: the JSON object has no {name}")
+        return arrays[name]
+    return json_to_array(obj, name, source)
+
+
+def load_array(path: Path, name: str) -> Array:
+    """Read ``name`` from a .npy or .json file."""
+    return array_from_bytes(_read_file(path), name, str(path))
+
+
+def load_param_set(path: Path) -> ParamSet:
+    """Load a native params .npz (see README: file format), validated, never unpickling."""
+    source = str(path)
+    data = _read_file(path)  # one read: clear errors for missing files and directories
+    if data.startswith(NPY_MAGIC):
+        raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
+    try:
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError:
+        raise InputError(f"{source}: not a .npz archive") from None
+    except Exception as e:  # a corrupt archive can raise anything zipfile raises
+        raise InputError(f"{source}: not a readable .npz archive ({type(e).__name__})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise InputError(f"{source}: not a .npz archive")
+    with npz:
+        keys = set(npz.files)
+
+        def get(name: str) -> Array:
+            try:
+                raw = npz[name]
+            except ValueError as e:
+                if "allow_pickle" in str(e):
+                    raise InputError(
+                        f"{source}: {name} is an object (pickled) array, which is never loaded"
+                    ) from None
+                raise InputError(f"{source}: {name} is corrupt ({e})") from None
+            except Exception as e:
+                raise InputError(f"{source}: {name} is corrupt ({type(e).__name__})") from None
+            return as_float_array(raw, name, source)
+
+        missing = [k for k in PARAM_NAMES if k not in keys]
+        if missing:
+            found = ", ".join(sorted(keys)) or "nothing"
+            raise InputError(
+                f"{source}: missing {', '.join(missing)} (found {found}); "
+                f"a params file holds {', '.join(PARAM_NAMES)}"
+            )
+        params = LSTMParams.from_mapping({k: get(k) for k in PARAM_NAMES}, source)
+        example = None
+        if "x_t" in keys:
+            ex = {k: get(k) for k in EXAMPLE_NAMES if k in keys}
+            H, F = params.n_hidden, params.n_features
+            for k, want in (("x_t", (F,)), ("h_prev", (H,)), ("c_prev", (H,))):
+                ex.setdefault(k, np.zeros(want))
+                if ex[k].shape != want:
+                    raise InputError(
+                        f"{source}: example input {k} has shape {ex[k].shape}, expected {want}"
+                    )
+            example = ExampleInputs(**ex)
+        meta: dict[str, Any] = {}
+        if "meta" in keys:
+            try:
+                raw_meta = npz["meta"]
+                if raw_meta.dtype.kind != "U" or raw_meta.ndim != 0:
+                    raise ValueError
+                loaded = json.loads(str(raw_meta))
+                if not isinstance(loaded, dict):
+                    raise ValueError
+                meta = loaded
+            except Exception:
+                raise InputError(f"{source}: meta is not a JSON object string") from None
+    return ParamSet(params=params, example=example, meta=meta)
+
+
+# --------------------------------------------------------------------------- files out
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None], force: bool = False) -> None:
+    """Write ``path`` atomically: temp file in the same folder, fsync, then rename into place.
+
+    Without ``force`` an existing file is never replaced (checked again at the final,
+    atomic step with a hard link). On any failure no partial file is left behind.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a file path to write")
+    if path.exists() and not force:
+        raise InputError(f"{path}: already exists; pass --force to overwrite it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise InputError(f"{path}: folder {parent} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror or e}", exit_code=1) from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # the permissions a plain open() would give
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if path appeared meanwhile: never clobber
+            except FileExistsError:
+                raise InputError(f"{path}: already exists; pass --force to overwrite it") from None
+            except OSError:  # no hard links on this filesystem
+                if path.exists():
+                    raise InputError(
+                        f"{path}: already exists; pass --force to overwrite it"
+                    ) from None
+                os.replace(tmp, path)
+    except InputError:
+        raise
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror or e}", exit_code=1) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    try:
+        dir_fd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a folder; the rename itself is done
+
+
+def save_npz(path: Path, arrays: Mapping[str, Array], force: bool = False) -> None:
+    """Save arrays as an uncompressed .npz at exactly ``path`` (no .npz appended)."""
+
+    def write(f: IO[bytes]) -> None:
+        np.savez(f, **dict(arrays))  # type: ignore[arg-type]
+
+    atomic_write(path, write, force)
+
+
+def save_param_set(path: Path, param_set: ParamSet, force: bool = False) -> None:
+    """Write a params file: the eight arrays, example inputs, and ``meta`` as a JSON string."""
+    arrays: dict[str, Any] = dict(param_set.params.arrays())
+    if param_set.example is not None:
+        arrays.update(param_set.example.arrays())
+    arrays["meta"] = np.array(json.dumps(param_set.meta, sort_keys=True))  # 0-d str, no pickle
+    save_npz(path, arrays, force)
+
+
+def dumps(obj: Any) -> str:
+    """Compact, strict JSON (no NaN/Infinity) on one line."""
+    return json.dumps(obj, allow_nan=False, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- step inputs
+
+STDIN = "-"
+
+
+def _state_shapes_ok(name: str, arr: Array, n: int, batch: tuple[int, ...] | None) -> bool:
+    if name == "x_t":
+        return arr.ndim in (1, 2) and arr.shape[-1] == n
+    return arr.shape == (n,) or (batch is not None and arr.shape == batch + (n,))
+
+
+def resolve_step_inputs(
+    specs: Mapping[str, str | None],
+    param_set: ParamSet,
+    params_label: str,
+    stdin_reader: Callable[[], bytes] = read_stdin,
+    stdin_piped: Callable[[], bool] = stdin_is_piped,
+) -> tuple[dict[str, Array], dict[str, str], list[str]]:
+    """Find x_t, h_prev, c_prev for a step, per name: the explicit option (a path or ``-``),
+    else the JSON object piped on stdin, else zeros for h_prev and c_prev. With no input at
+    all, the example inputs of the params file are used.
+
+    Returns (arrays, where each came from, notes for the user). Shapes are checked against
+    the params: x_t (F,) or (B, F); h_prev and c_prev (H,) or (B, H).
+    """
+    arrays: dict[str, Array] = {}
+    sources: dict[str, str] = {}
+    notes: list[str] = []
+    from_stdin = [n for n, s in specs.items() if s == STDIN]
+    if len(from_stdin) > 1:
+        raise InputError(f"only one input can come from stdin, got - for {', '.join(from_stdin)}")
+    for name, spec in specs.items():
+        if spec is None:
+            continue
+        if spec == STDIN:
+            arrays[name] = array_from_bytes(stdin_reader(), name, "stdin")
+            sources[name] = "stdin"
+        else:
+            arrays[name] = load_array(Path(spec), name)
+            sources[name] = spec
+    if not from_stdin and len(arrays) < len(specs) and stdin_piped():
+        data = stdin_reader()
+        if data.strip():
+            obj = parse_json(data, "stdin") if not data.startswith(NPY_MAGIC) else None
+            if isinstance(obj, dict):
+                piped = inputs_from_json_object(obj, "stdin")
+            else:  # a bare list or a .npy stream is x_t
+                piped = {"x_t": array_from_bytes(data, "x_t", "stdin")}
+            for name, arr in piped.items():
+                if name not in arrays:
+                    arrays[name], sources[name] = arr, "stdin"
+    if not arrays:
+        if param_set.example is None:
+            raise InputError(
+                f"no input given and {params_label} holds no example inputs; "
+                "pass --x (and --h, --c)"
+            )
+        arrays = dict(param_set.example.arrays())
+        sources = {k: f"example in {params_label}" for k in arrays}
+        notes.append(f"No input given: using the example inputs stored in {params_label}.")
+    if "x_t" not in arrays:
+        raise InputError("x_t is missing: pass --x, or x_t in the JSON object on stdin")
+    F, H = param_set.params.n_features, param_set.params.n_hidden
+    x = arrays["x_t"]
+    if not _state_shapes_ok("x_t", x, F, None):
+        raise InputError(
+            f"{sources['x_t']}: x_t has shape {x.shape}, expected ({F},) or (B, {F}) "
+            f"(F = {F} from {params_label})"
+        )
+    batch = x.shape[:-1]
+    for name in ("h_prev", "c_prev"):
+        if name not in arrays:
+            arrays[name] = np.zeros(batch + (H,))
+            sources[name] = "zeros"
+            continue
+        if not _state_shapes_ok(name, arrays[name], H, batch):
+            want = f"({H},)" + (f" or {batch + (H,)}" if batch else "")
+            raise InputError(
+                f"{sources[name]}: {name} has shape {arrays[name].shape}, expected {want} "
+                f"(H = {H} from {params_label})"
+            )
+    return arrays, sources, notes
