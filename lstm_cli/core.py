@@ -13,6 +13,15 @@ Notation (the seed notebook's, see ``GUIDE.md``)::
 Shapes: F input features, H hidden units, optional batch B in front of every state.
 ``W*`` are (H, H + F), ``b*`` are (H,), ``x_t`` is (F,) or (B, F), ``h``/``c`` are (H,) or (B, H).
 Everything is computed in the floating dtype of the arguments (float32 stays float32).
+
+Variants that ONNX's LSTM defines, each off by default (then the equations above hold exactly)::
+
+    peepholes Pi, Pf, Po (H,):   z_i += Pi * c_prev;  z_f += Pf * c_prev;  z_o += Po * c_next
+    clip C > 0:                  every pre-activation z_* is clipped to [-C, C] before its
+                                 sigmoid/tanh (c_next itself and tanh(c_next) are not clipped)
+    input_forget (coupled):      f_t = 1 - i_t  (Wf and bf are not used; z_f is reported as -z_i)
+
+The order is ONNX Runtime's: peephole term, then bias, then clip, then the activation.
 """
 
 from __future__ import annotations
@@ -43,7 +52,9 @@ class StepResult:
     Attributes (shapes without batch):
         x_t (F,), h_prev (H,), c_prev (H,): the inputs (h/c broadcast to the batch).
         u (H + F,): ``concat(h_prev, x_t)``.
-        z_i, z_f, z_o, z_c (H,): pre-activations ``W* @ u + b*``.
+        z_i, z_f, z_o, z_c (H,): pre-activations ``W* @ u + b*``: exactly what enters each
+            activation, so with the variants on they include the peephole terms and the clip
+            (and with input_forget, z_f is -z_i, whose sigmoid is 1 - i_t).
         i_t, f_t, o_t (H,): the input, forget and output gates, in (0, 1).
         c_t_candidate (H,): the cell candidate ``tanh(z_c)``, in (-1, 1).
         c_next, h_next (H,): the new cell and hidden state.
@@ -106,6 +117,48 @@ def _check_shapes(
             raise ValueError(f"{name} must have shape {want}, got {s.shape}")
 
 
+# --------------------------------------------------------------------------- variants
+#
+# Small functions so that a sequence loop can reuse exactly the same variant math.
+
+
+def clip_preactivation(z: Array, clip: float | None) -> Array:
+    """ONNX's cell clip: ``z`` bounded to [-clip, clip]; ``z`` itself when ``clip`` is None."""
+    return z if clip is None else np.clip(z, -clip, clip)
+
+
+def add_peephole(z: Array, p: Array | None, c: Array) -> Array:
+    """A peephole connection: ``z + p * c`` with ``p`` (H,) and ``c`` (H,) or (B, H);
+    ``z`` itself when ``p`` is None."""
+    return z if p is None else z + p * c
+
+
+def coupled_forget_gate(i_t: Array) -> Array:
+    """ONNX's ``input_forget``: the forget gate coupled to the input gate, ``1 - i_t``."""
+    return 1.0 - i_t
+
+
+def check_variant(
+    n_hidden: int,
+    peepholes: dict[str, Array | None],
+    clip: float | None,
+    input_forget: bool,
+) -> None:
+    """Raise ValueError for peepholes that are not all (H,) or all absent, or a bad clip."""
+    given = [k for k, p in peepholes.items() if p is not None]
+    if given and len(given) != len(peepholes):
+        missing = [k for k in peepholes if k not in given]
+        raise ValueError(f"peepholes need all of Pi, Pf, Po; missing {', '.join(missing)}")
+    for name in given:
+        shape = np.shape(np.asarray(peepholes[name]))
+        if shape != (n_hidden,):
+            raise ValueError(f"{name} must have shape {(n_hidden,)} (H,), got {shape}")
+    if clip is not None and not (np.isfinite(clip) and clip > 0):
+        raise ValueError(f"clip must be a finite number > 0, got {clip}")
+    if not isinstance(input_forget, (bool, np.bool_)):
+        raise ValueError(f"input_forget must be true or false, got {input_forget!r}")
+
+
 def lstm_step_detailed(
     x_t: Array,
     h_prev: Array,
@@ -118,11 +171,19 @@ def lstm_step_detailed(
     bi: Array,
     bo: Array,
     bc: Array,
+    *,
+    Pi: Array | None = None,
+    Pf: Array | None = None,
+    Po: Array | None = None,
+    clip: float | None = None,
+    input_forget: bool = False,
 ) -> StepResult:
     """One LSTM step with every intermediate (see :class:`StepResult`).
 
     Same arguments as :func:`lstm_step`. A 1-D ``h_prev``/``c_prev`` with a batched ``x_t``
-    is used for every row of the batch.
+    is used for every row of the batch. The keyword-only arguments switch on ONNX's variants
+    (see the module docstring): peephole weights ``Pi, Pf, Po`` (H,) (all three or none),
+    ``clip`` (> 0) and ``input_forget``. With their defaults the seed's equations hold.
     """
     x_t, h_prev, c_prev = (np.asarray(a) for a in (x_t, h_prev, c_prev))
     weights = {
@@ -139,6 +200,9 @@ def lstm_step_detailed(
     }
     _check_shapes(x_t, h_prev, c_prev, weights, biases)
     n_hidden = biases["bf"].shape[0]
+    peep = {"Pi": Pi, "Pf": Pf, "Po": Po}
+    check_variant(n_hidden, peep, clip, input_forget)
+    Pi, Pf, Po = (None if p is None else np.asarray(p) for p in (Pi, Pf, Po))
     state_shape = x_t.shape[:-1] + (n_hidden,)  # (H,) or (B, H)
     h_prev = np.broadcast_to(h_prev, state_shape)
     c_prev = np.broadcast_to(c_prev, state_shape)
@@ -150,12 +214,27 @@ def lstm_step_detailed(
     z = u @ W.T + b  # (B, 4H)
     z_i, z_f, z_o, z_c = np.split(z, 4, axis=-1)  # each (B, H)
 
-    i_t = sigmoid(z_i)  # input gate
-    f_t = sigmoid(z_f)  # forget gate
-    o_t = sigmoid(z_o)  # output gate
-    c_t_candidate = np.tanh(z_c)  # cell candidate
-    c_next = f_t * c_prev + i_t * c_t_candidate
-    h_next = o_t * np.tanh(c_next)
+    if Pi is None and clip is None and not input_forget:  # the seed's equations, exactly
+        i_t = sigmoid(z_i)  # input gate
+        f_t = sigmoid(z_f)  # forget gate
+        o_t = sigmoid(z_o)  # output gate
+        c_t_candidate = np.tanh(z_c)  # cell candidate
+        c_next = f_t * c_prev + i_t * c_t_candidate
+        h_next = o_t * np.tanh(c_next)
+    else:  # ONNX's variants, in ONNX Runtime's order: peephole, clip, activation
+        z_i = clip_preactivation(add_peephole(z_i, Pi, c_prev), clip)
+        i_t = sigmoid(z_i)
+        if input_forget:
+            z_f, f_t = -z_i, coupled_forget_gate(i_t)
+        else:
+            z_f = clip_preactivation(add_peephole(z_f, Pf, c_prev), clip)
+            f_t = sigmoid(z_f)
+        z_c = clip_preactivation(z_c, clip)
+        c_t_candidate = np.tanh(z_c)
+        c_next = f_t * c_prev + i_t * c_t_candidate
+        z_o = clip_preactivation(add_peephole(z_o, Po, c_next), clip)  # o peeks at c_next
+        o_t = sigmoid(z_o)
+        h_next = o_t * np.tanh(c_next)
     return StepResult(
         x_t=x_t,
         h_prev=h_prev,

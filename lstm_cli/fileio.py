@@ -23,10 +23,11 @@ from .core import Array
 from .errors import InputError
 from .params import (
     EXAMPLE_NAMES,
-    PARAM_NAMES,
+    FORMAT_VERSION,
     ExampleInputs,
-    LSTMParams,
     ParamSet,
+    variant_from_meta,
+    variant_meta,
 )
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -251,16 +252,51 @@ def load_array(path: Path, name: str) -> Array:
     return array_from_bytes(_read_file(path), name, str(path))
 
 
-def load_param_set(path: Path) -> ParamSet:
-    """Load a native params .npz (see README: file format), validated, never unpickling."""
+SAFETENSORS_SUFFIX = ".safetensors"
+ONNX_SUFFIX = ".onnx"
+
+
+def _is_safetensors(data: bytes) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header."""
+    return len(data) > 9 and data[8:9] == b"{"
+
+
+def _parse_meta(raw: Any, source: str) -> dict[str, Any]:
+    try:
+        if isinstance(raw, np.ndarray):
+            if raw.dtype.kind != "U" or raw.ndim != 0:
+                raise ValueError
+            raw = str(raw)
+        loaded = json.loads(raw, parse_constant=_reject_constant)
+        if not isinstance(loaded, dict):
+            raise ValueError
+        return loaded
+    except Exception:
+        raise InputError(f"{source}: meta is not a JSON object string") from None
+
+
+def load_param_set(
+    path: Path, layout: str | None = None, key_prefix: str | None = None
+) -> ParamSet:
+    """Load a params file in any layout (native, pytorch, keras, onnx; see
+    :mod:`lstm_cli.layouts`) from a .npz, a .safetensors or an .onnx model, validated, never
+    unpickling. ``layout`` and ``key_prefix`` pick one LSTM when the file holds several."""
     source = str(path)
     data = _read_file(path)  # one read: clear errors for missing files and directories
+    if path.suffix.lower() == ONNX_SUFFIX:
+        if layout not in (None, "onnx"):
+            raise InputError(f"{source}: an .onnx model holds an onnx LSTM, not {layout}")
+        return load_onnx_model(data, source, key_prefix)
     if data.startswith(NPY_MAGIC):
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
+    if _is_safetensors(data) or path.suffix.lower() == SAFETENSORS_SUFFIX:
+        return _load_safetensors(path, layout, key_prefix)
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError:
-        raise InputError(f"{source}: not a .npz archive") from None
+        raise InputError(
+            f"{source}: not a .npz archive (nor a .safetensors file or an .onnx model)"
+        ) from None
     except Exception as e:  # a corrupt archive can raise anything zipfile raises
         raise InputError(f"{source}: not a readable .npz archive ({type(e).__name__})") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
@@ -281,38 +317,181 @@ def load_param_set(path: Path) -> ParamSet:
                 raise InputError(f"{source}: {name} is corrupt ({type(e).__name__})") from None
             return as_float_array(raw, name, source)
 
-        missing = [k for k in PARAM_NAMES if k not in keys]
-        if missing:
-            found = ", ".join(sorted(keys)) or "nothing"
-            raise InputError(
-                f"{source}: missing {', '.join(missing)} (found {found}); "
-                f"a params file holds {', '.join(PARAM_NAMES)}"
-            )
-        params = LSTMParams.from_mapping({k: get(k) for k in PARAM_NAMES}, source)
-        example = None
-        if "x_t" in keys:
-            ex = {k: get(k) for k in EXAMPLE_NAMES if k in keys}
-            H, F = params.n_hidden, params.n_features
-            for k, want in (("x_t", (F,)), ("h_prev", (H,)), ("c_prev", (H,))):
-                ex.setdefault(k, np.zeros(want))
-                if ex[k].shape != want:
-                    raise InputError(
-                        f"{source}: example input {k} has shape {ex[k].shape}, expected {want}"
-                    )
-            example = ExampleInputs(**ex)
-        meta: dict[str, Any] = {}
-        if "meta" in keys:
+        def get_meta(name: str) -> dict[str, Any]:
             try:
-                raw_meta = npz["meta"]
-                if raw_meta.dtype.kind != "U" or raw_meta.ndim != 0:
-                    raise ValueError
-                loaded = json.loads(str(raw_meta))
-                if not isinstance(loaded, dict):
-                    raise ValueError
-                meta = loaded
+                raw = npz[name]
             except Exception:
                 raise InputError(f"{source}: meta is not a JSON object string") from None
+            return _parse_meta(raw, source)
+
+        return _param_set_from(keys, get, get_meta, source, layout, key_prefix)
+
+
+def _load_safetensors(path: Path, layout: str | None, key_prefix: str | None) -> ParamSet:
+    """A .safetensors file through the safetensors package's NumPy API (never torch)."""
+    source = str(path)
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise InputError(
+            f"{source}: reading .safetensors needs the safetensors package "
+            "(pip install safetensors)"
+        ) from None
+    try:
+        handle = safe_open(str(path), framework="numpy")
+    except Exception as e:
+        raise InputError(f"{source}: not a readable .safetensors file ({e})") from None
+    with handle as f:
+        keys = set(f.keys())
+        metadata = f.metadata() or {}
+
+        def get(name: str) -> Array:
+            try:
+                raw = f.get_tensor(name)
+            except TypeError as e:  # a dtype NumPy lacks, such as bfloat16
+                raise InputError(
+                    f"{source}: {name} has a dtype NumPy cannot hold ({e}); "
+                    "save it as float32 or float64"
+                ) from None
+            except Exception as e:
+                raise InputError(f"{source}: {name} is corrupt ({e})") from None
+            return as_float_array(raw, name, source)
+
+        def get_meta(name: str) -> dict[str, Any]:
+            return _parse_meta(metadata[name], source)
+
+        meta_keys = keys | ({"meta"} if "meta" in metadata else set())
+        return _param_set_from(meta_keys, get, get_meta, source, layout, key_prefix)
+
+
+def _param_set_from(
+    keys: set[str],
+    get: Callable[[str], Array],
+    get_meta: Callable[[str], dict[str, Any]],
+    source: str,
+    layout: str | None,
+    key_prefix: str | None,
+) -> ParamSet:
+    """The one LSTM among ``keys`` as a ParamSet (see :func:`load_param_set`)."""
+    from .layouts import choose_candidate, import_params
+
+    candidate = choose_candidate(keys - {"meta"}, source, layout, key_prefix)
+    meta_key = candidate.key("meta") if candidate.key("meta") in keys else "meta"
+    stored = get_meta(meta_key) if meta_key in keys else {}
+    clip, input_forget = variant_from_meta(stored, source)
+    params = import_params(candidate, get, keys, source, clip, input_forget)
+    example = None
+    if candidate.layout == "native" and candidate.key("x_t") in keys:
+        ex = {k: get(candidate.key(k)) for k in EXAMPLE_NAMES if candidate.key(k) in keys}
+        H, F = params.n_hidden, params.n_features
+        for k, want in (("x_t", (F,)), ("h_prev", (H,)), ("c_prev", (H,))):
+            ex.setdefault(k, np.zeros(want))
+            if ex[k].shape != want:
+                raise InputError(
+                    f"{source}: example input {k} has shape {ex[k].shape}, expected {want}"
+                )
+        example = ExampleInputs(**ex)
+    if candidate.layout == "native":
+        meta = stored
+    else:
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "layout": candidate.layout,
+            "key_prefix": candidate.prefix,
+            "n_features": params.n_features,
+            "n_hidden": params.n_hidden,
+            **variant_meta(params),
+        }
     return ParamSet(params=params, example=example, meta=meta)
+
+
+# ONNX LSTM inputs by position: X, W, R, B, sequence_lens, initial_h, initial_c, P.
+_ONNX_LSTM_INPUTS = {"W": 1, "R": 2, "B": 3, "P": 7}
+
+
+def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> ParamSet:
+    """The first LSTM node of an ONNX model (or the one named ``node_name``): its W, R, B, P
+    initializers and its clip / input_forget attributes. Needs the optional ``onnx`` package."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise InputError(
+            f"{source}: reading .onnx models needs the onnx package (pip install onnx)"
+        ) from None
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as e:
+        raise InputError(f"{source}: not a readable ONNX model ({type(e).__name__})") from None
+    graph = model.graph
+    lstms = [n for n in graph.node if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")]
+    if node_name is not None:
+        named = [n for n in lstms if n.name == node_name]
+        if not named:
+            names = ", ".join(repr(n.name) for n in lstms) or "none"
+            raise InputError(f"{source}: no LSTM node named {node_name!r} (LSTM nodes: {names})")
+        lstms = named
+    if not lstms:
+        raise InputError(f"{source}: the model has no LSTM node")
+    node = lstms[0]
+    label = f"{source}: LSTM node {node.name!r}" if node.name else f"{source}: LSTM node"
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    direction = attrs.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+    if direction != "forward":
+        raise InputError(f"{label} has direction {direction!r}; only 'forward' is read")
+    acts = [a.decode() if isinstance(a, bytes) else str(a) for a in attrs.get("activations", [])]
+    if acts and [a.lower() for a in acts] != ["sigmoid", "tanh", "tanh"]:
+        raise InputError(
+            f"{label} uses activations {acts}; this tool's cell is Sigmoid, Tanh, Tanh"
+        )
+    initializers = {t.name: t for t in graph.initializer}
+    arrays: dict[str, Array] = {}
+    for name, position in _ONNX_LSTM_INPUTS.items():
+        input_name = node.input[position] if len(node.input) > position else ""
+        if not input_name:
+            if name in ("W", "R"):
+                raise InputError(f"{label} has no {name} input")
+            continue
+        tensor = initializers.get(input_name)
+        if tensor is None:
+            raise InputError(
+                f"{label}: {name} ({input_name!r}) is not an initializer stored in the model"
+            )
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            raise InputError(f"{label}: {name} is stored in an external file, not read")
+        try:
+            raw = numpy_helper.to_array(tensor)
+        except Exception as e:
+            raise InputError(f"{label}: {name} is unreadable ({type(e).__name__})") from None
+        arrays[name] = as_float_array(raw, name, source)
+    clip = attrs.get("clip")
+    input_forget = attrs.get("input_forget", 0)
+    if input_forget not in (0, 1):
+        raise InputError(f"{label}: input_forget is {input_forget}, expected 0 or 1")
+    from .layouts import from_onnx
+
+    params = from_onnx(
+        arrays["W"],
+        arrays["R"],
+        arrays.get("B"),
+        arrays.get("P"),
+        clip=None if clip is None else float(clip),
+        input_forget=bool(input_forget),
+        source=label,
+    )
+    hidden_size = attrs.get("hidden_size")
+    if hidden_size is not None and hidden_size != params.n_hidden:
+        raise InputError(f"{label}: hidden_size is {hidden_size} but R holds H = {params.n_hidden}")
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "layout": "onnx",
+        "onnx_node": node.name,
+        "n_features": params.n_features,
+        "n_hidden": params.n_hidden,
+        **variant_meta(params),
+    }
+    return ParamSet(params=params, meta=meta)
 
 
 # --------------------------------------------------------------------------- files out
@@ -383,13 +562,48 @@ def save_npz(path: Path, arrays: Mapping[str, Array], force: bool = False) -> No
     atomic_write(path, write, force)
 
 
+def save_arrays(
+    path: Path, arrays: Mapping[str, Array], meta: dict[str, Any] | None, force: bool = False
+) -> None:
+    """Save arrays (and ``meta`` as a JSON string, when given) atomically at exactly ``path``:
+    a .safetensors file when the name ends so (meta in its metadata), else an .npz (meta as
+    the 0-d string array ``meta``)."""
+    path = Path(path)
+    if path.suffix.lower() == ONNX_SUFFIX:
+        raise InputError(
+            f"{path}: writing .onnx models is not supported; write .npz or .safetensors"
+        )
+    if path.suffix.lower() != SAFETENSORS_SUFFIX:
+        out: dict[str, Any] = dict(arrays)
+        if meta is not None:
+            out["meta"] = np.array(json.dumps(meta, sort_keys=True))  # 0-d str, no pickle
+        save_npz(path, out, force)
+        return
+    try:
+        from safetensors.numpy import save
+    except ImportError:
+        raise InputError(
+            f"{path}: writing .safetensors needs the safetensors package (pip install safetensors)"
+        ) from None
+    tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    metadata = None if meta is None else {"meta": json.dumps(meta, sort_keys=True)}
+    blob = save(tensors, metadata=metadata)
+    def write(f: IO[bytes]) -> None:
+        f.write(blob)
+
+    atomic_write(path, write, force)
+
+
 def save_param_set(path: Path, param_set: ParamSet, force: bool = False) -> None:
-    """Write a params file: the eight arrays, example inputs, and ``meta`` as a JSON string."""
+    """Write a params file: the eight arrays (and Pi, Pf, Po with peepholes), example inputs,
+    and ``meta`` as a JSON string holding the variant (clip, input_forget) when it is set.
+    A path ending in .safetensors writes that format, any other an .npz."""
     arrays: dict[str, Any] = dict(param_set.params.arrays())
     if param_set.example is not None:
         arrays.update(param_set.example.arrays())
-    arrays["meta"] = np.array(json.dumps(param_set.meta, sort_keys=True))  # 0-d str, no pickle
-    save_npz(path, arrays, force)
+    meta = {k: v for k, v in param_set.meta.items() if k not in ("clip", "input_forget")}
+    meta.update(variant_meta(param_set.params))
+    save_arrays(path, arrays, meta, force)
 
 
 def dumps(obj: Any) -> str:

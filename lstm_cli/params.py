@@ -2,24 +2,27 @@
 layouts of the frameworks.
 
 Native layout (the seed notebook's): ``Wf, Wi, Wo, Wc`` each (H, H + F) acting on
-``concat(h_prev, x_t)``, and ``bf, bi, bo, bc`` each (H,).
+``concat(h_prev, x_t)``, and ``bf, bi, bo, bc`` each (H,). Optionally (ONNX's variants, see
+:mod:`lstm_cli.core`): peephole weights ``Pi, Pf, Po`` each (H,), a ``clip`` and
+``input_forget``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .core import Array, StepResult, lstm_step_detailed
+from .core import Array, StepResult, check_variant, lstm_step_detailed
 from .errors import InputError
 
 FORMAT_VERSION = 1
 WEIGHT_NAMES = ("Wf", "Wi", "Wo", "Wc")
 BIAS_NAMES = ("bf", "bi", "bo", "bc")
 PARAM_NAMES = WEIGHT_NAMES + BIAS_NAMES
+PEEPHOLE_NAMES = ("Pi", "Pf", "Po")  # optional, all three or none
 EXAMPLE_NAMES = ("x_t", "h_prev", "c_prev")
 SCHEMES = ("notebook", "pytorch", "keras")
 
@@ -31,7 +34,8 @@ NOTEBOOK_N_HIDDEN = 4
 
 @dataclass(frozen=True)
 class LSTMParams:
-    """The eight arrays of a cell in the native layout (see module docstring)."""
+    """The eight arrays of a cell in the native layout (see module docstring), and the
+    optional variants: peepholes ``Pi, Pf, Po`` (H,), ``clip`` and ``input_forget``."""
 
     Wf: Array
     Wi: Array
@@ -41,6 +45,51 @@ class LSTMParams:
     bi: Array
     bo: Array
     bc: Array
+    Pi: Array | None = None
+    Pf: Array | None = None
+    Po: Array | None = None
+    clip: float | None = None
+    input_forget: bool = False
+
+    @property
+    def has_peepholes(self) -> bool:
+        return self.Pi is not None
+
+    @property
+    def is_plain(self) -> bool:
+        """True for the seed's equations: no peepholes, no clip, no coupled input-forget."""
+        return not self.has_peepholes and self.clip is None and not self.input_forget
+
+    def variant(self) -> dict[str, Any]:
+        """The variant switches as plain values: ``peepholes``, ``clip``, ``input_forget``."""
+        return {
+            "peepholes": self.has_peepholes,
+            "clip": self.clip,
+            "input_forget": self.input_forget,
+        }
+
+    def options(self) -> dict[str, Any]:
+        """The non-array keyword arguments of :func:`lstm_step_detailed`."""
+        return {"clip": self.clip, "input_forget": self.input_forget}
+
+    def with_variant(
+        self,
+        clip: float | None = None,
+        input_forget: bool | None = None,
+        drop_clip: bool = False,
+        drop_peepholes: bool = False,
+    ) -> LSTMParams:
+        """A copy with the clip set (or dropped), input_forget set, or peepholes dropped."""
+        new_clip = None if drop_clip else (self.clip if clip is None else float(clip))
+        new_if = self.input_forget if input_forget is None else bool(input_forget)
+        try:
+            check_variant(self.n_hidden, {}, new_clip, new_if)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        changes: dict[str, Any] = {"clip": new_clip, "input_forget": new_if}
+        if drop_peepholes:
+            changes.update({k: None for k in PEEPHOLE_NAMES})
+        return replace(self, **changes)
 
     @property
     def n_hidden(self) -> int:
@@ -57,20 +106,33 @@ class LSTMParams:
         return self.Wf.dtype
 
     def arrays(self) -> dict[str, Array]:
-        """The arrays by name, weights first: ``Wf, Wi, Wo, Wc, bf, bi, bo, bc``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The arrays by name, weights first: ``Wf, Wi, Wo, Wc, bf, bi, bo, bc``, then
+        ``Pi, Pf, Po`` when the cell has peepholes."""
+        out = {k: getattr(self, k) for k in PARAM_NAMES}
+        if self.has_peepholes:
+            out.update({k: getattr(self, k) for k in PEEPHOLE_NAMES})
+        return out
 
     def astype(self, dtype: str | np.dtype[Any]) -> LSTMParams:
         """A copy with every array in ``dtype`` (no copy when already in it)."""
-        return LSTMParams(**{k: v.astype(dtype, copy=False) for k, v in self.arrays().items()})
+        cast: dict[str, Any] = {k: v.astype(dtype, copy=False) for k, v in self.arrays().items()}
+        return replace(self, **cast)
 
     def step(self, x_t: Array, h_prev: Array, c_prev: Array) -> StepResult:
         """One step of this cell with every intermediate (see :func:`lstm_step_detailed`)."""
-        return lstm_step_detailed(x_t, h_prev, c_prev, **self.arrays())
+        kwargs: dict[str, Any] = {**self.arrays(), **self.options()}
+        return lstm_step_detailed(x_t, h_prev, c_prev, **kwargs)
 
     @classmethod
-    def from_mapping(cls, arrays: Mapping[str, Array], source: str = "params") -> LSTMParams:
-        """Build and validate from a mapping holding (at least) the eight native names.
+    def from_mapping(
+        cls,
+        arrays: Mapping[str, Array],
+        source: str = "params",
+        clip: float | None = None,
+        input_forget: bool = False,
+    ) -> LSTMParams:
+        """Build and validate from a mapping holding (at least) the eight native names, and
+        optionally the peepholes ``Pi, Pf, Po`` (all three or none).
 
         Raises InputError naming ``source``, the array and the expected vs. actual shape.
         """
@@ -98,8 +160,31 @@ class LSTMParams:
                     f"{source}: {name} has shape {arrays[name].shape}, expected ({n_hidden},) "
                     "(H,), with H from Wf"
                 )
-        dtype = np.result_type(*(arrays[k] for k in PARAM_NAMES))
-        return cls(**{k: np.asarray(arrays[k], dtype=dtype) for k in PARAM_NAMES})
+        names: tuple[str, ...] = PARAM_NAMES
+        peep = [k for k in PEEPHOLE_NAMES if k in arrays]
+        if peep:
+            if len(peep) != len(PEEPHOLE_NAMES):
+                missing = [k for k in PEEPHOLE_NAMES if k not in arrays]
+                raise InputError(
+                    f"{source}: has peephole(s) {', '.join(peep)} but not {', '.join(missing)}; "
+                    "peepholes need all of Pi, Pf, Po"
+                )
+            for name in PEEPHOLE_NAMES:
+                if arrays[name].shape != (n_hidden,):
+                    raise InputError(
+                        f"{source}: {name} has shape {arrays[name].shape}, expected "
+                        f"({n_hidden},) (H,), with H from Wf"
+                    )
+            names = PARAM_NAMES + PEEPHOLE_NAMES
+        try:
+            check_variant(n_hidden, {}, clip, input_forget)
+        except ValueError as e:
+            raise InputError(f"{source}: {e}") from None
+        dtype = np.result_type(*(arrays[k] for k in names))
+        cast = {k: np.asarray(arrays[k], dtype=dtype) for k in names}
+        return cls(
+            **cast, clip=None if clip is None else float(clip), input_forget=bool(input_forget)
+        )
 
 
 @dataclass(frozen=True)
@@ -131,6 +216,9 @@ def init_params(
     n_hidden: int = NOTEBOOK_N_HIDDEN,
     seed: int = NOTEBOOK_SEED,
     scheme: str = "notebook",
+    peepholes: bool = False,
+    clip: float | None = None,
+    input_forget: bool = False,
 ) -> ParamSet:
     """Generate a cell and example inputs with ``np.random.RandomState(seed)``.
 
@@ -144,6 +232,10 @@ def init_params(
       i, f, g, o); the native bias is bias_ih + bias_hh.
     - ``keras``: Keras's LSTM default, Glorot-uniform kernel (F, 4H), orthogonal recurrent
       kernel (H, 4H), zero bias except the forget gate's, which is 1 (unit_forget_bias).
+
+    ``peepholes`` draws ``Pi, Pf, Po`` (H,) after everything else (so the other arrays are the
+    same as without it): ``randn`` for the notebook scheme, U(-1/sqrt(H), 1/sqrt(H)) for the
+    others. ``clip`` and ``input_forget`` are stored with the cell (see :mod:`lstm_cli.core`).
     """
     if n_features < 1 or n_hidden < 1:
         raise InputError(f"n_features and n_hidden must be >= 1, got {n_features} and {n_hidden}")
@@ -173,14 +265,47 @@ def init_params(
         bias = np.zeros(4 * H)
         bias[H : 2 * H] = 1.0  # unit_forget_bias; Keras's blocks are i, f, c, o
         params = from_keras(kernel, recurrent_kernel, bias)
-    meta = {
+    if peepholes:
+        k = 1.0 / np.sqrt(H)
+        draw = (lambda: rng.randn(H)) if scheme == "notebook" else (lambda: rng.uniform(-k, k, H))
+        arrays = {**params.arrays(), **{name: draw() for name in PEEPHOLE_NAMES}}
+        params = LSTMParams.from_mapping(arrays, source=f"{scheme} scheme")
+    params = params.with_variant(clip=clip, input_forget=input_forget)
+    meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "scheme": scheme,
         "seed": int(seed),
         "n_features": F,
         "n_hidden": H,
     }
+    meta.update(variant_meta(params))
     return ParamSet(params=params, example=example, meta=meta)
+
+
+def variant_meta(params: LSTMParams) -> dict[str, Any]:
+    """The variant switches to store in a file's ``meta``; empty for the seed's equations
+    (a file without them means: no clip, no coupled input-forget)."""
+    out: dict[str, Any] = {}
+    if params.clip is not None:
+        out["clip"] = params.clip
+    if params.input_forget:
+        out["input_forget"] = True
+    return out
+
+
+def variant_from_meta(meta: Mapping[str, Any], source: str) -> tuple[float | None, bool]:
+    """``(clip, input_forget)`` from a file's ``meta``, validated (absent: ``(None, False)``)."""
+    clip = meta.get("clip")
+    input_forget = meta.get("input_forget", False)
+    if clip is not None and (
+        isinstance(clip, bool)
+        or not isinstance(clip, (int, float))
+        or not (np.isfinite(clip) and clip > 0)
+    ):
+        raise InputError(f"{source}: meta clip is {clip!r}, expected a number > 0 or null")
+    if not isinstance(input_forget, bool):
+        raise InputError(f"{source}: meta input_forget is {input_forget!r}, expected true/false")
+    return (None if clip is None else float(clip)), input_forget
 
 
 def notebook_default() -> ParamSet:
@@ -248,8 +373,13 @@ def to_pytorch(params: LSTMParams) -> dict[str, Array]:
 def from_pytorch(
     weight_ih: Array, weight_hh: Array, bias_ih: Array, bias_hh: Array, source: str = "pytorch"
 ) -> LSTMParams:
-    """Native params from ``nn.LSTMCell`` arrays (gates i, f, g, o; bias = bias_ih + bias_hh)."""
-    return _from_blocks(weight_ih, weight_hh, bias_ih + bias_hh, PYTORCH_ORDER, source)
+    """Native params from ``nn.LSTMCell`` arrays (gates i, f, g, o; bias = bias_ih + bias_hh).
+
+    An all-zero ``bias_hh`` (as this tool exports) is not added, so that a bias of -0.0
+    survives the round trip bit for bit (-0.0 + 0.0 is +0.0).
+    """
+    bias = bias_ih + bias_hh if np.any(bias_hh) else np.asarray(bias_ih)
+    return _from_blocks(weight_ih, weight_hh, bias, PYTORCH_ORDER, source)
 
 
 def to_keras(params: LSTMParams) -> dict[str, Array]:

@@ -1,0 +1,337 @@
+"""The frameworks' layouts of an LSTM's weights: detection from the keys of a file, import into
+the native :class:`~lstm_cli.params.LSTMParams` and export from it, exactly (bit for bit).
+
+| layout  | arrays (any key prefix such as ``lstm.`` or ``model/lstm/``)      | gate order |
+| ------- | ----------------------------------------------------------------- | ---------- |
+| native  | Wf, Wi, Wo, Wc (H, H + F); bf, bi, bo, bc (H,); opt. Pi, Pf, Po   | separate   |
+| pytorch | weight_ih (4H, F), weight_hh (4H, H), bias_ih, bias_hh (4H,)      | i, f, g, o |
+|         | or the ``_l0`` names of a one-layer ``nn.LSTM`` (layer 0, forward) |            |
+| keras   | kernel (F, 4H), recurrent_kernel (H, 4H), bias (4H,)              | i, f, c, o |
+| onnx    | W (1, 4H, F), R (1, 4H, H), B (1, 8H) = [Wb, Rb], opt. P (1, 3H)   | i, o, f, c |
+
+Biases are optional in the framework layouts (``bias=False`` models): absent means zeros.
+PyTorch's two biases and ONNX's two halves of B are summed on import; on export the whole bias
+goes to ``bias_ih`` / ``Wb`` and the other is zeros. PyTorch and Keras have no peepholes, clip
+or coupled input-forget gate, so a cell using them is refused for those layouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .core import Array
+from .errors import InputError
+from .params import (
+    PARAM_NAMES,
+    PEEPHOLE_NAMES,
+    LSTMParams,
+    _gate_blocks,
+    from_keras,
+    from_pytorch,
+    to_keras,
+    to_pytorch,
+)
+
+LAYOUTS = ("native", "pytorch", "keras", "onnx")
+PYTORCH_NAMES = ("cell", "lstm")  # nn.LSTMCell names, or nn.LSTM's _l0 names
+ONNX_ORDER = ("i", "o", "f", "c")
+ONNX_PEEPHOLE_ORDER = ("i", "o", "f")
+PREFIX_SEPARATORS = "./:"  # a key prefix is empty or ends with one of these
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The keys of one layout: required ones, and optional ones (biases, peepholes)."""
+
+    layout: str
+    flavour: str  # "" or, for pytorch, "cell" / "lstm"
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    label: str
+
+
+SPECS = (
+    Spec("native", "", PARAM_NAMES, PEEPHOLE_NAMES, "native"),
+    Spec("pytorch", "cell", ("weight_ih", "weight_hh"), ("bias_ih", "bias_hh"), "nn.LSTMCell"),
+    Spec(
+        "pytorch",
+        "lstm",
+        ("weight_ih_l0", "weight_hh_l0"),
+        ("bias_ih_l0", "bias_hh_l0"),
+        "nn.LSTM",
+    ),
+    Spec("keras", "", ("kernel", "recurrent_kernel"), ("bias",), "Keras LSTM"),
+    Spec("onnx", "", ("W", "R"), ("B", "P"), "ONNX LSTM"),
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One LSTM found in a file: its layout spec and the prefix of its keys."""
+
+    spec: Spec
+    prefix: str
+
+    @property
+    def layout(self) -> str:
+        return self.spec.layout
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def describe(self) -> str:
+        where = f"prefix {self.prefix!r}" if self.prefix else "no prefix"
+        return f"{self.spec.label} ({where}: {self.key(self.spec.required[0])}, ...)"
+
+
+def _valid_prefix(prefix: str) -> bool:
+    return prefix == "" or prefix[-1] in PREFIX_SEPARATORS
+
+
+def find_candidates(keys: Collection[str]) -> list[Candidate]:
+    """Every complete LSTM among ``keys`` (all required keys present under one prefix)."""
+    out: list[Candidate] = []
+    for spec in SPECS:
+        first = spec.required[0]
+        stems = {k[: -len(first)] for k in keys if k.endswith(first)}
+        prefixes = sorted(p for p in stems if _valid_prefix(p))
+        for prefix in prefixes:
+            if all(prefix + name in keys for name in spec.required):
+                out.append(Candidate(spec, prefix))
+    return out
+
+
+def _closest_partial(keys: Collection[str]) -> str | None:
+    """For an error: the layout most nearly present, and which of its keys are missing."""
+    best: tuple[int, str] | None = None
+    for spec in SPECS:
+        for key in keys:
+            for name in spec.required:
+                if key.endswith(name) and _valid_prefix(key[: -len(name)]):
+                    prefix = key[: -len(name)]
+                    found = [n for n in spec.required if prefix + n in keys]
+                    missing = [prefix + n for n in spec.required if prefix + n not in keys]
+                    if missing and (best is None or len(found) > best[0]):
+                        best = (len(found), f"{spec.label} arrays, missing {', '.join(missing)}")
+    return None if best is None else best[1]
+
+
+def _matches_prefix(candidate: Candidate, key_prefix: str) -> bool:
+    p = candidate.prefix
+    return p == key_prefix or (p[:-1] == key_prefix and p != "")
+
+
+def choose_candidate(
+    keys: Collection[str],
+    source: str,
+    layout: str | None = None,
+    key_prefix: str | None = None,
+) -> Candidate:
+    """The one LSTM of a file, narrowed by ``layout`` and ``key_prefix``; InputError when
+    there is none (saying what is missing) or several (listing them)."""
+    if layout is not None and layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    found = find_candidates(keys)
+    chosen = [c for c in found if layout is None or c.layout == layout]
+    if key_prefix is not None:
+        chosen = [c for c in chosen if _matches_prefix(c, key_prefix)]
+    if len(chosen) == 1:
+        return chosen[0]
+    if len(chosen) > 1:
+        listed = "; ".join(c.describe() for c in chosen)
+        hint = "--key-prefix" if len({c.prefix for c in chosen}) > 1 else "--from"
+        raise InputError(f"{source}: holds {len(chosen)} LSTMs: {listed}. Choose one with {hint}")
+    what = "an LSTM" if layout is None else f"a {layout} LSTM"
+    if key_prefix is not None:
+        what += f" with key prefix {key_prefix!r}"
+    if found:
+        listed = "; ".join(c.describe() for c in found)
+        raise InputError(f"{source}: no {what}; it holds: {listed}")
+    shown = ", ".join(sorted(keys)[:12]) + (", ..." if len(keys) > 12 else "") or "nothing"
+    partial = _closest_partial(keys)
+    detail = f" ({partial})" if partial else ""
+    raise InputError(
+        f"{source}: no {what} found{detail}; keys: {shown}\n"
+        f"Expected native ({', '.join(PARAM_NAMES)}), pytorch (weight_ih, weight_hh, bias_ih, "
+        "bias_hh, or their _l0 names), keras (kernel, recurrent_kernel, bias) or onnx (W, R, B)."
+    )
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _expect(arr: Array, shape: tuple[int, ...], key: str, meaning: str, source: str) -> None:
+    if arr.shape != shape:
+        raise InputError(f"{source}: {key} has shape {arr.shape}, expected {shape} {meaning}")
+
+
+def import_params(
+    candidate: Candidate,
+    get: Callable[[str], Array],
+    keys: Collection[str],
+    source: str,
+    clip: float | None = None,
+    input_forget: bool = False,
+) -> LSTMParams:
+    """Native params from the arrays of ``candidate`` (``get(key)`` returns a validated float
+    array). ``clip`` and ``input_forget`` come from the file's metadata or ONNX attributes."""
+    spec, k = candidate.spec, candidate.key
+    if spec.layout == "native":
+        arrays = {n: get(k(n)) for n in PARAM_NAMES + PEEPHOLE_NAMES if k(n) in keys}
+        return LSTMParams.from_mapping(arrays, source, clip=clip, input_forget=input_forget)
+    w_in, w_rec = (get(k(n)) for n in spec.required)
+    if spec.layout == "pytorch":
+        if k("weight_hr_l0") in keys:
+            raise InputError(
+                f"{source}: {k('weight_hr_l0')} is an nn.LSTM with proj_size, whose h is "
+                "projected; this tool's cell has no projection"
+            )
+        if w_rec.ndim != 2 or w_rec.shape[0] != 4 * w_rec.shape[1] or w_rec.shape[1] == 0:
+            raise InputError(
+                f"{source}: {k(spec.required[1])} has shape {w_rec.shape}, expected (4H, H)"
+            )
+        H = w_rec.shape[1]
+        if w_in.ndim != 2 or w_in.shape[0] != 4 * H or w_in.shape[1] == 0:
+            raise InputError(
+                f"{source}: {k(spec.required[0])} has shape {w_in.shape}, expected "
+                f"({4 * H}, F) (4H, F), with H = {H} from {k(spec.required[1])}"
+            )
+        biases = []
+        for name in spec.optional:
+            if k(name) in keys:
+                b = get(k(name))
+                _expect(b, (4 * H,), k(name), "(4H,)", source)
+                biases.append(b)
+            else:
+                biases.append(np.zeros(4 * H, dtype=w_rec.dtype))
+        _refuse_variant(clip, input_forget, "pytorch", source)
+        return from_pytorch(w_in, w_rec, biases[0], biases[1], source=source)
+    if spec.layout == "keras":
+        if w_rec.ndim != 2 or w_rec.shape[1] != 4 * w_rec.shape[0] or w_rec.shape[0] == 0:
+            raise InputError(
+                f"{source}: {k('recurrent_kernel')} has shape {w_rec.shape}, expected (H, 4H)"
+            )
+        H = w_rec.shape[0]
+        if w_in.ndim != 2 or w_in.shape[1] != 4 * H or w_in.shape[0] == 0:
+            raise InputError(
+                f"{source}: {k('kernel')} has shape {w_in.shape}, expected (F, {4 * H}) (F, 4H), "
+                f"with H = {H} from {k('recurrent_kernel')}"
+            )
+        bias = get(k("bias")) if k("bias") in keys else np.zeros(4 * H, dtype=w_rec.dtype)
+        _expect(bias, (4 * H,), k("bias"), "(4H,)", source)
+        _refuse_variant(clip, input_forget, "keras", source)
+        return from_keras(w_in, w_rec, bias, source=source)
+    # onnx
+    B = get(k("B")) if k("B") in keys else None
+    P = get(k("P")) if k("P") in keys else None
+    return from_onnx(w_in, w_rec, B, P, clip=clip, input_forget=input_forget, source=source, key=k)
+
+
+def _refuse_variant(clip: float | None, input_forget: bool, layout: str, source: str) -> None:
+    if clip is not None or input_forget:
+        raise InputError(
+            f"{source}: its metadata sets clip/input_forget, which {layout} LSTMs do not have"
+        )
+
+
+def from_onnx(
+    W: Array,
+    R: Array,
+    B: Array | None = None,
+    P: Array | None = None,
+    clip: float | None = None,
+    input_forget: bool = False,
+    source: str = "onnx",
+    key: Callable[[str], str] = lambda n: n,
+) -> LSTMParams:
+    """Native params from ONNX LSTM arrays: W (1, 4H, F), R (1, 4H, H), B (1, 8H) = [Wb, Rb]
+    and P (1, 3H) = [Pi, Po, Pf], gates i, o, f, c. B and P are optional."""
+    for name, arr in (("W", W), ("R", R)):
+        if arr.ndim == 3 and arr.shape[0] == 2:
+            raise InputError(
+                f"{source}: {key(name)} has shape {arr.shape}: a bidirectional ONNX LSTM; "
+                "this tool reads one direction (num_directions = 1)"
+            )
+    if R.ndim != 3 or R.shape[0] != 1 or R.shape[1] != 4 * R.shape[2] or R.shape[2] == 0:
+        raise InputError(f"{source}: {key('R')} has shape {R.shape}, expected (1, 4H, H)")
+    H = R.shape[2]
+    if W.ndim != 3 or W.shape[:2] != (1, 4 * H) or W.shape[2] == 0:
+        raise InputError(
+            f"{source}: {key('W')} has shape {W.shape}, expected (1, {4 * H}, F) (1, 4H, F), "
+            f"with H = {H} from {key('R')}"
+        )
+    if B is None:
+        bias = np.zeros(4 * H, dtype=R.dtype)
+    else:
+        _expect(B, (1, 8 * H), key("B"), "(1, 8H) = [Wb, Rb]", source)
+        Wb, Rb = B[0, : 4 * H], B[0, 4 * H :]
+        bias = Wb + Rb if np.any(Rb) else Wb  # zero Rb not added: keeps -0.0 exact
+    blocks: dict[str, Array] = {}
+    for n, gate in enumerate(ONNX_ORDER):
+        rows = slice(n * H, (n + 1) * H)
+        blocks[f"W{gate}"] = np.concatenate((R[0, rows], W[0, rows]), axis=1)
+        blocks[f"b{gate}"] = bias[rows]
+    if P is not None:
+        _expect(P, (1, 3 * H), key("P"), "(1, 3H) = [Pi, Po, Pf]", source)
+        for n, gate in enumerate(ONNX_PEEPHOLE_ORDER):
+            blocks[f"P{gate}"] = P[0, n * H : (n + 1) * H]
+    return LSTMParams.from_mapping(blocks, source, clip=clip, input_forget=input_forget)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def to_onnx(params: LSTMParams) -> dict[str, Array]:
+    """ONNX LSTM arrays: W (1, 4H, F), R (1, 4H, H), B (1, 8H) with the whole bias in Wb and
+    Rb zeros, and P (1, 3H) when the cell has peepholes; gates i, o, f, c."""
+    blocks = _gate_blocks(params)
+    out = {
+        "W": np.concatenate([blocks[g][0] for g in ONNX_ORDER])[None],
+        "R": np.concatenate([blocks[g][1] for g in ONNX_ORDER])[None],
+        "B": np.concatenate(
+            [blocks[g][2] for g in ONNX_ORDER] + [np.zeros(4 * params.n_hidden, params.dtype)]
+        )[None],
+    }
+    if params.has_peepholes:
+        out["P"] = np.concatenate([getattr(params, f"P{g}") for g in ONNX_PEEPHOLE_ORDER])[None]
+    return out
+
+
+def export_arrays(
+    params: LSTMParams, layout: str, pytorch_names: str = "cell", prefix: str = ""
+) -> dict[str, Array]:
+    """The arrays of ``params`` in ``layout`` (keys prefixed with ``prefix``).
+
+    ``pytorch_names`` is ``cell`` (``nn.LSTMCell``: weight_ih, ...) or ``lstm`` (``nn.LSTM``:
+    weight_ih_l0, ...). Refuses variants that the target framework does not have.
+    """
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    if layout in ("pytorch", "keras") and not params.is_plain:
+        used = [k for k, v in params.variant().items() if v not in (None, False)]
+        raise InputError(
+            f"cannot export to {layout}: the cell uses {', '.join(used)}, which {layout}'s LSTM "
+            "does not have; use --to onnx or --to native"
+        )
+    arrays: dict[str, Array]
+    if layout == "native":
+        arrays = params.arrays()
+    elif layout == "pytorch":
+        if pytorch_names not in PYTORCH_NAMES:
+            raise InputError(f"unknown PyTorch names {pytorch_names!r}; expected cell or lstm")
+        suffix = "_l0" if pytorch_names == "lstm" else ""
+        arrays = {k + suffix: v for k, v in to_pytorch(params).items()}
+    elif layout == "keras":
+        arrays = to_keras(params)
+    else:
+        arrays = to_onnx(params)
+    return {prefix + k: np.ascontiguousarray(v) for k, v in arrays.items()}
+
+
+def describe_arrays(arrays: Mapping[str, Array]) -> dict[str, Any]:
+    """``{key: [shape...]}`` for a summary."""
+    return {k: list(v.shape) for k, v in arrays.items()}
