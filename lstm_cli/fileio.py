@@ -223,7 +223,7 @@ def _npy_from_bytes(data: bytes, name: str, source: str) -> Array:
             raise InputError(
                 f"{source}: {name} is an object (pickled) array, which is never loaded"
             ) from None
-        raise InputError(f"{source}: corrupt .npy file ({e})") from None
+        raise InputError(f"{source}: corrupt or truncated .npy file ({e})") from None
     except (OSError, EOFError) as e:
         raise InputError(f"{source}: corrupt or truncated .npy file ({e})") from None
     return as_float_array(arr, name, source)
@@ -255,6 +255,8 @@ def load_param_set(path: Path) -> ParamSet:
     """Load a native params .npz (see README: file format), validated, never unpickling."""
     source = str(path)
     data = _read_file(path)  # one read: clear errors for missing files and directories
+    if not data:
+        raise InputError(f"{source}: empty file, not a .npz archive")
     if data.startswith(NPY_MAGIC):
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
     try:
