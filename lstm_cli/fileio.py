@@ -80,6 +80,15 @@ def as_float_array(arr: Any, name: str, source: str) -> Array:
     return arr
 
 
+def cast_checked(arr: Array, dtype: str, name: str, source: str) -> Array:
+    """``arr`` in ``dtype``, refusing values that do not fit it (1e300 in float32)."""
+    with np.errstate(over="ignore"):
+        out = arr.astype(dtype, copy=False)
+    if not np.isfinite(out).all():
+        raise InputError(f"{source}: {name} holds values too large for {dtype}")
+    return out
+
+
 # --------------------------------------------------------------------------- JSON
 
 
@@ -392,6 +401,16 @@ def save_param_set(path: Path, param_set: ParamSet, force: bool = False) -> None
         arrays.update(param_set.example.arrays())
     arrays["meta"] = np.array(json.dumps(param_set.meta, sort_keys=True))  # 0-d str, no pickle
     save_npz(path, arrays, force)
+
+
+def json_list(arr: Array) -> Any:
+    """An array as (nested) lists for JSON; values beyond the dtype's range (a pre-activation
+    that overflowed to +-inf) become null, since JSON has no Infinity."""
+    if np.isfinite(arr).all():
+        return arr.tolist()
+    obj = arr.astype(object)
+    obj[~np.isfinite(arr)] = None
+    return obj.tolist()
 
 
 def dumps(obj: Any) -> str:
