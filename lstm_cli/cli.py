@@ -15,7 +15,13 @@ from typer.core import TyperGroup
 
 from . import fileio
 from .errors import InputError
-from .params import NOTEBOOK_SEED, SCHEMES, ParamSet, init_params, notebook_default
+from .params import (
+    NOTEBOOK_SEED,
+    SCHEMES,
+    ParamSet,
+    init_params,
+    notebook_default,
+)
 
 
 class _Group(TyperGroup):
@@ -173,8 +179,17 @@ def step(
     inputs, sources, notes = fileio.resolve_step_inputs(
         {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label
     )
-    cell = param_set.params.astype(dtype.value)
-    result = cell.step(*(inputs[k].astype(dtype.value) for k in ("x_t", "h_prev", "c_prev")))
+    cell = param_set.params.with_arrays(
+        {
+            k: fileio.cast_checked(v, dtype.value, k, params_label)
+            for k, v in param_set.params.arrays().items()
+        }
+    )
+    x_t, h_prev, c_prev = (
+        fileio.cast_checked(inputs[k], dtype.value, k, sources[k])
+        for k in ("x_t", "h_prev", "c_prev")
+    )
+    result = cell.step(x_t, h_prev, c_prev)
     if not (np.all(np.isfinite(result.h_next)) and np.all(np.isfinite(result.c_next))):
         raise InputError(
             f"the result overflowed {dtype.value} (c_next is not finite): inputs too large",
@@ -206,10 +221,10 @@ def step(
         print_view(step_view(result, rows, notes))
         return
     payload = {
-        "h_next": result.h_next.tolist(),
-        "c_next": result.c_next.tolist(),
-        "gates": {k: v.tolist() for k, v in result.gates.items()},
-        "pre_activations": {k: v.tolist() for k, v in result.pre_activations.items()},
+        "h_next": fileio.json_list(result.h_next),
+        "c_next": fileio.json_list(result.c_next),
+        "gates": {k: fileio.json_list(v) for k, v in result.gates.items()},
+        "pre_activations": {k: fileio.json_list(v) for k, v in result.pre_activations.items()},
         "shapes": shapes,
         "dtype": dtype.value,
         "sources": {**sources, "params": params_label},

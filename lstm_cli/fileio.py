@@ -81,6 +81,15 @@ def as_float_array(arr: Any, name: str, source: str) -> Array:
     return arr
 
 
+def cast_checked(arr: Array, dtype: str, name: str, source: str) -> Array:
+    """``arr`` in ``dtype``, refusing values that do not fit it (1e300 in float32)."""
+    with np.errstate(over="ignore"):
+        out = arr.astype(dtype, copy=False)
+    if not np.isfinite(out).all():
+        raise InputError(f"{source}: {name} holds values too large for {dtype}")
+    return out
+
+
 # --------------------------------------------------------------------------- JSON
 
 
@@ -224,7 +233,7 @@ def _npy_from_bytes(data: bytes, name: str, source: str) -> Array:
             raise InputError(
                 f"{source}: {name} is an object (pickled) array, which is never loaded"
             ) from None
-        raise InputError(f"{source}: corrupt .npy file ({e})") from None
+        raise InputError(f"{source}: corrupt or truncated .npy file ({e})") from None
     except (OSError, EOFError) as e:
         raise InputError(f"{source}: corrupt or truncated .npy file ({e})") from None
     return as_float_array(arr, name, source)
@@ -283,6 +292,8 @@ def load_param_set(
     unpickling. ``layout`` and ``key_prefix`` pick one LSTM when the file holds several."""
     source = str(path)
     data = _read_file(path)  # one read: clear errors for missing files and directories
+    if not data:
+        raise InputError(f"{source}: empty file, not a .npz archive")
     if path.suffix.lower() == ONNX_SUFFIX:
         if layout not in (None, "onnx"):
             raise InputError(f"{source}: an .onnx model holds an onnx LSTM, not {layout}")
@@ -588,6 +599,7 @@ def save_arrays(
     tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     metadata = None if meta is None else {"meta": json.dumps(meta, sort_keys=True)}
     blob = save(tensors, metadata=metadata)
+
     def write(f: IO[bytes]) -> None:
         f.write(blob)
 
@@ -604,6 +616,16 @@ def save_param_set(path: Path, param_set: ParamSet, force: bool = False) -> None
     meta = {k: v for k, v in param_set.meta.items() if k not in ("clip", "input_forget")}
     meta.update(variant_meta(param_set.params))
     save_arrays(path, arrays, meta, force)
+
+
+def json_list(arr: Array) -> Any:
+    """An array as (nested) lists for JSON; values beyond the dtype's range (a pre-activation
+    that overflowed to +-inf) become null, since JSON has no Infinity."""
+    if np.isfinite(arr).all():
+        return arr.tolist()
+    obj = arr.astype(object)
+    obj[~np.isfinite(arr)] = None
+    return obj.tolist()
 
 
 def dumps(obj: Any) -> str:

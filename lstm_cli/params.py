@@ -113,6 +113,11 @@ class LSTMParams:
             out.update({k: getattr(self, k) for k in PEEPHOLE_NAMES})
         return out
 
+    def with_arrays(self, arrays: Mapping[str, Array]) -> LSTMParams:
+        """A copy with some arrays replaced (same names), the variant switches kept."""
+        changes: dict[str, Any] = dict(arrays)
+        return replace(self, **changes)
+
     def astype(self, dtype: str | np.dtype[Any]) -> LSTMParams:
         """A copy with every array in ``dtype`` (no copy when already in it)."""
         cast: dict[str, Any] = {k: v.astype(dtype, copy=False) for k, v in self.arrays().items()}
