@@ -3,6 +3,7 @@ rendering layers. Each command's docstring is its ``--help``."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import sys
@@ -15,6 +16,7 @@ from typer.core import TyperGroup
 
 from . import fileio
 from .errors import InputError
+from .layouts import LAYOUTS
 from .params import (
     NOTEBOOK_SEED,
     SCHEMES,
@@ -63,6 +65,44 @@ PrettyOpt = Annotated[
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
 
+Layout = enum.Enum("Layout", {s: s for s in LAYOUTS}, type=str)  # type: ignore[misc]
+FromOpt = Annotated[
+    Layout | None,
+    typer.Option("--from", help="Layout of the params file (default: detected from its keys)."),
+]
+KeyPrefixOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Prefix of the LSTM's keys (such as lstm. or model/lstm/) when the file holds "
+        "several; for an .onnx model, the LSTM node's name."
+    ),
+]
+ClipOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="ONNX cell clip: bound every pre-activation to (-C, C) before its activation.",
+    ),
+]
+InputForgetOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--input-forget/--no-input-forget",
+        help="ONNX's coupled input-forget gate, f_t = 1 - i_t (default: as the params file says).",
+    ),
+]
+
+
+def _load_params(
+    params: Path | None, layout: Any = None, key_prefix: str | None = None
+) -> tuple[ParamSet, str]:
+    """The params file in any layout, or the notebook's cell; with a label for messages."""
+    if params is None:
+        if layout is not None or key_prefix is not None:
+            raise typer.BadParameter("--from and --key-prefix need --params")
+        return notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
+    lay = None if layout is None else layout.value
+    return fileio.load_param_set(params, layout=lay, key_prefix=key_prefix), str(params)
+
 
 def _use_pretty(json_: bool, pretty: bool) -> bool:
     if json_ and pretty:
@@ -108,6 +148,13 @@ def init(
     scheme: Annotated[
         Scheme, typer.Option(help="Initialisation: notebook (randn), pytorch or keras.")
     ] = Scheme.notebook,  # type: ignore[attr-defined]
+    peepholes: Annotated[
+        bool, typer.Option("--peepholes", help="Add ONNX peephole weights Pi, Pf, Po, (H,).")
+    ] = False,
+    clip: ClipOpt = None,
+    input_forget: Annotated[
+        bool, typer.Option("--input-forget", help="Couple the gates: f_t = 1 - i_t (ONNX).")
+    ] = False,
     force: ForceOpt = False,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
@@ -118,11 +165,14 @@ def init(
     randn in that order, so --seed 42 reproduces the seed notebook exactly:
 
         lstm-cell init --seed 42 --out p.npz
+
+    ONNX's variants are stored in the file: --peepholes (drawn after everything else),
+    --clip C and --input-forget. A path ending in .safetensors writes that format.
     """
     use_pretty = _use_pretty(json_, pretty)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
-    param_set = init_params(n_features, n_hidden, seed, scheme.value)
+    param_set = init_params(n_features, n_hidden, seed, scheme.value, peepholes, clip, input_forget)
     fileio.save_param_set(out, param_set, force=force)
     arrays = dict(param_set.params.arrays())
     if param_set.example is not None:
@@ -140,8 +190,13 @@ def init(
 def step(
     params: Annotated[
         Path | None,
-        typer.Option(help="Params .npz (from init). Default: the notebook's seed-42 cell."),
+        typer.Option(
+            help="Params file (.npz, .safetensors or .onnx) in any layout: native (from init), "
+            "pytorch, keras or onnx. Default: the notebook's seed-42 cell."
+        ),
     ] = None,
+    layout: FromOpt = None,
+    key_prefix: KeyPrefixOpt = None,
     x: Annotated[
         str | None, typer.Option("--x", help="x_t, (F,) or (B, F): .npy, .json, or - for stdin.")
     ] = None,
@@ -155,6 +210,12 @@ def step(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
     ] = None,
+    clip: ClipOpt = None,
+    no_clip: Annotated[bool, typer.Option("--no-clip", help="Ignore the file's clip.")] = False,
+    input_forget: InputForgetOpt = None,
+    no_peepholes: Annotated[
+        bool, typer.Option("--no-peepholes", help="Ignore the file's peephole weights.")
+    ] = False,
     force: ForceOpt = False,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
@@ -169,13 +230,20 @@ def step(
     prints the seed notebook's h_next and c_next. Piped JSON in, JSON out:
 
         echo '{"x_t": [0.5, -1, 0.2, 0, 1, 2, -2, 0.3, 0.1, 0.9]}' | lstm-cell step | jq .h_next
+
+    --params takes PyTorch, Keras and ONNX weights too (layout detected from the keys):
+
+        lstm-cell step --params lstm.safetensors --key-prefix lstm. --x x.json
     """
     use_pretty = _use_pretty(json_, pretty)
+    if clip is not None and no_clip:
+        raise typer.BadParameter("--clip and --no-clip exclude each other")
     param_set: ParamSet
-    if params is None:
-        param_set, params_label = notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
-    else:
-        param_set, params_label = fileio.load_param_set(params), str(params)
+    param_set, params_label = _load_params(params, layout, key_prefix)
+    variant = param_set.params.with_variant(
+        clip=clip, input_forget=input_forget, drop_clip=no_clip, drop_peepholes=no_peepholes
+    )
+    param_set = dataclasses.replace(param_set, params=variant)
     inputs, sources, notes = fileio.resolve_step_inputs(
         {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label
     )
@@ -218,6 +286,8 @@ def step(
         ]
         if out is not None:
             notes = [*notes, f"Saved every array of the result to {out}."]
+        if not cell.is_plain:
+            notes = [*notes, _describe_variant(cell)]
         print_view(step_view(result, rows, notes))
         return
     payload = {
@@ -228,8 +298,24 @@ def step(
         "shapes": shapes,
         "dtype": dtype.value,
         "sources": {**sources, "params": params_label},
+        "variant": cell.variant(),
     }
     _write_stdout(fileio.dumps(payload))
+
+
+def _describe_variant(cell: Any) -> str:
+    """One line naming the ONNX variants a cell uses."""
+    parts = []
+    if cell.has_peepholes:
+        parts.append("peepholes (z_i, z_f += P * c_prev; z_o += Po * c_next)")
+    if cell.clip is not None:
+        parts.append(f"clip {cell.clip:g} (every pre-activation bounded)")
+    if cell.input_forget:
+        parts.append("input_forget (f_t = 1 - i_t)")
+    return "ONNX variant: " + ", ".join(parts) + "."
+
+
+from . import cli_convert  # noqa: E402,F401  (registers the convert command)
 
 
 def main() -> None:

@@ -407,8 +407,8 @@ def _param_set_from(
     else:
         meta = {
             "format_version": FORMAT_VERSION,
-            "layout": candidate.layout,
-            "key_prefix": candidate.prefix,
+            "source_layout": candidate.layout,
+            "source_key_prefix": candidate.prefix,
             "n_features": params.n_features,
             "n_hidden": params.n_hidden,
             **variant_meta(params),
@@ -496,7 +496,7 @@ def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> P
         raise InputError(f"{label}: hidden_size is {hidden_size} but R holds H = {params.n_hidden}")
     meta = {
         "format_version": FORMAT_VERSION,
-        "layout": "onnx",
+        "source_layout": "onnx",
         "onnx_node": node.name,
         "n_features": params.n_features,
         "n_hidden": params.n_hidden,

@@ -1,0 +1,88 @@
+"""``lstm-cell convert``: weights from one layout (native, pytorch, keras, onnx) to another,
+exactly. Registered on the main app by an import at the bottom of :mod:`lstm_cli.cli`."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import fileio
+from .cli import ForceOpt, FromOpt, JsonOpt, KeyPrefixOpt, Layout, PrettyOpt, _use_pretty, app
+from .cli import _write_stdout as write_stdout
+from .layouts import describe_arrays, export_arrays
+from .params import variant_meta
+
+
+class PytorchNames(str, enum.Enum):
+    cell = "cell"
+    lstm = "lstm"
+
+
+@app.command()
+def convert(
+    src: Annotated[
+        Path, typer.Argument(metavar="IN", help="Weights to read: .npz, .safetensors or .onnx.")
+    ],
+    dst: Annotated[
+        Path,
+        typer.Argument(metavar="OUT", help="File to write: .npz or .safetensors (exact path)."),
+    ],
+    to: Annotated[
+        Layout,
+        typer.Option("--to", help="Layout to write: native, pytorch, keras or onnx."),
+    ],
+    layout: FromOpt = None,
+    key_prefix: KeyPrefixOpt = None,
+    pytorch_names: Annotated[
+        PytorchNames,
+        typer.Option(
+            help="With --to pytorch: nn.LSTMCell names (weight_ih, ...) or nn.LSTM's "
+            "(weight_ih_l0, ...)."
+        ),
+    ] = PytorchNames.cell,
+    force: ForceOpt = False,
+    json_: JsonOpt = False,
+    pretty: PrettyOpt = False,
+) -> None:
+    """Convert LSTM weights between layouts, bit for bit.
+
+    The source layout is detected from the keys (or given with --from); a file holding
+    several LSTMs needs --key-prefix. The output format follows OUT's name: .safetensors,
+    else .npz. PyTorch output loads with load_state_dict as it is (both biases, bias_hh
+    zeros); Keras output is kernel, recurrent_kernel, bias; ONNX output is W, R, B (and P).
+
+        lstm-cell convert model.safetensors cell.npz --to native --key-prefix lstm.
+
+        lstm-cell convert cell.npz torch_cell.safetensors --to pytorch
+    """
+    use_pretty = _use_pretty(json_, pretty)
+    lay = None if layout is None else layout.value
+    param_set = fileio.load_param_set(src, layout=lay, key_prefix=key_prefix)
+    params = param_set.params
+    arrays = export_arrays(params, to.value, pytorch_names=pytorch_names.value)
+    if to.value == "native":
+        fileio.save_param_set(dst, param_set, force=force)
+        if param_set.example is not None:
+            arrays = {**arrays, **param_set.example.arrays()}
+    else:
+        # Only the framework's own arrays, so that load_state_dict / set_weights take the file
+        # as it is; an ONNX cell's clip and input_forget go into meta (ONNX attributes).
+        meta = variant_meta(params) if to.value == "onnx" else {}
+        fileio.save_arrays(dst, arrays, meta or None, force=force)
+    summary: dict[str, Any] = {
+        "path": str(dst),
+        "from": param_set.meta.get("source_layout", "native"),
+        "to": to.value,
+        "arrays": describe_arrays(arrays),
+        "variant": params.variant(),
+    }
+    if use_pretty:
+        from .render import init_view, print_view
+
+        shown = {k: v for k, v in summary.items() if k in ("from", "to", "variant")}
+        print_view(init_view(dst, arrays, shown))
+    else:
+        write_stdout(fileio.dumps(summary))
