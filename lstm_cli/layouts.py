@@ -145,7 +145,7 @@ def choose_candidate(
         listed = "; ".join(c.describe() for c in chosen)
         hint = "--key-prefix" if len({c.prefix for c in chosen}) > 1 else "--from"
         raise InputError(f"{source}: holds {len(chosen)} LSTMs: {listed}. Choose one with {hint}")
-    what = "an LSTM" if layout is None else f"a {layout} LSTM"
+    what = "LSTM" if layout is None else f"{layout} LSTM"
     if key_prefix is not None:
         what += f" with key prefix {key_prefix!r}"
     if found:
