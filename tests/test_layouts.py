@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +18,10 @@ from lstm_cli.params import LSTMParams
 from .conftest import random_cell
 
 F, H = 3, 2
+
+
+def savez(path: Path, arrays: dict[str, Any]) -> None:
+    np.savez(path, **arrays)
 
 
 def cell(seed: int = 0, peepholes: bool = False, dtype: str = "float64", **variant) -> LSTMParams:
@@ -116,7 +121,7 @@ def test_both_biases_are_summed_on_import(tmp_path: Path):
     t = export_arrays(p, "pytorch")
     split = np.linspace(-1, 1, 4 * H)
     t["bias_ih"], t["bias_hh"] = t["bias_ih"] - split, split
-    np.savez(tmp_path / "t.npz", **t)
+    savez(tmp_path / "t.npz", t)
     back = fileio.load_param_set(tmp_path / "t.npz").params
     np.testing.assert_allclose(back.bf, p.bf, rtol=0, atol=1e-15)
     o = to_onnx(p)
@@ -141,7 +146,7 @@ def test_prefixed_keys_are_found(tmp_path: Path, prefix: str, layout: str):
     p = cell(8)
     arrays = export_arrays(p, layout, prefix=prefix)
     arrays[prefix + "other_thing"] = np.ones(3)  # the rest of a model is ignored
-    np.savez(tmp_path / "m.npz", **arrays)
+    savez(tmp_path / "m.npz", arrays)
     ps = fileio.load_param_set(tmp_path / "m.npz")
     assert same_bits(p, ps.params)
     if layout != "native":
@@ -153,7 +158,7 @@ def _two_lstms(tmp_path: Path) -> Path:
         **export_arrays(cell(9), "pytorch", pytorch_names="lstm", prefix="encoder."),
         **export_arrays(cell(10), "pytorch", pytorch_names="lstm", prefix="decoder."),
     }
-    np.savez(tmp_path / "two.npz", **arrays)
+    savez(tmp_path / "two.npz", arrays)
     return tmp_path / "two.npz"
 
 
@@ -180,7 +185,7 @@ def test_unknown_key_prefix_lists_what_is_there(tmp_path: Path):
 
 def test_two_layouts_under_one_prefix_need_from(tmp_path: Path):
     arrays = {**export_arrays(cell(11), "keras"), **export_arrays(cell(12), "onnx")}
-    np.savez(tmp_path / "both.npz", **arrays)
+    savez(tmp_path / "both.npz", arrays)
     with pytest.raises(InputError, match="--from"):
         fileio.load_param_set(tmp_path / "both.npz")
     ps = fileio.load_param_set(tmp_path / "both.npz", layout="onnx")
@@ -232,7 +237,7 @@ def test_nothing_found_says_what_is_missing():
     ],
 )
 def test_bad_framework_arrays_are_refused(tmp_path: Path, arrays, message):
-    np.savez(tmp_path / "bad.npz", **arrays)
+    savez(tmp_path / "bad.npz", arrays)
     with pytest.raises(InputError) as e:
         fileio.load_param_set(tmp_path / "bad.npz")
     assert str(e.value).startswith(str(tmp_path / "bad.npz"))
@@ -248,10 +253,10 @@ def test_variants_are_not_exported_to_frameworks_without_them(layout: str):
 
 def test_pickled_arrays_are_never_loaded(tmp_path: Path):
     t = export_arrays(cell(14), "pytorch")
-    np.savez(tmp_path / "p.npz", **t, evil=np.array([{"a": 1}], dtype=object))
+    savez(tmp_path / "p.npz", {**t, "evil": np.array([{"a": 1}], dtype=object)})
     # the LSTM's arrays are read, the object array never is
     assert same_bits(fileio.load_param_set(tmp_path / "p.npz").params, cell(14))
     t["weight_hh"] = np.array([None] * 8, dtype=object)
-    np.savez(tmp_path / "q.npz", **t)
+    savez(tmp_path / "q.npz", t)
     with pytest.raises(InputError, match="weight_hh is an object"):
         fileio.load_param_set(tmp_path / "q.npz")

@@ -217,6 +217,7 @@ def test_cli_init_and_step_with_variants(in_tmp: Path):
     np.testing.assert_allclose(step["gates"]["f_t"], 1 - np.array(step["gates"]["i_t"]))
     assert max(abs(v) for z in step["pre_activations"].values() for v in z) <= 1.5
     ps = fileio.load_param_set(Path("params.npz"))
+    assert ps.example is not None
     r = ps.params.step(**ps.example.arrays())
     np.testing.assert_allclose(step["h_next"], r.h_next, rtol=0, atol=0)
 
@@ -229,6 +230,7 @@ def test_cli_step_overrides_the_files_variant(in_tmp: Path):
     )
     assert off["variant"] == {"peepholes": False, "clip": None, "input_forget": False}
     plain = init_params(seed=3)
+    assert plain.example is not None
     r = plain.params.step(**plain.example.arrays())
     np.testing.assert_allclose(off["h_next"], r.h_next, rtol=0, atol=0)
     on = json.loads(
