@@ -366,6 +366,11 @@ def _load_safetensors(path: Path, layout: str | None, key_prefix: str | None) ->
                 ) from None
             except Exception as e:
                 raise InputError(f"{source}: {name} is corrupt ({e})") from None
+            if raw.dtype.name == "bfloat16":  # only where ml_dtypes taught NumPy the type
+                raise InputError(
+                    f"{source}: {name} has a dtype NumPy cannot hold (bfloat16); "
+                    "save it as float32 or float64"
+                )
             return as_float_array(raw, name, source)
 
         def get_meta(name: str) -> dict[str, Any]:

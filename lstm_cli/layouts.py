@@ -150,7 +150,7 @@ def choose_candidate(
         what += f" with key prefix {key_prefix!r}"
     if found:
         listed = "; ".join(c.describe() for c in found)
-        raise InputError(f"{source}: no {what}; it holds: {listed}")
+        raise InputError(f"{source}: no {what} found; it holds: {listed}")
     shown = ", ".join(sorted(keys)[:12]) + (", ..." if len(keys) > 12 else "") or "nothing"
     partial = _closest_partial(keys)
     detail = f" ({partial})" if partial else ""

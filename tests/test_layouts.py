@@ -178,7 +178,7 @@ def test_key_prefix_picks_one(tmp_path: Path, given: str):
 
 
 def test_unknown_key_prefix_lists_what_is_there(tmp_path: Path):
-    with pytest.raises(InputError, match="no LSTM with key prefix 'middle.'; it holds") as e:
+    with pytest.raises(InputError, match="no LSTM with key prefix 'middle.' found; it holds") as e:
         fileio.load_param_set(_two_lstms(tmp_path), key_prefix="middle.")
     assert "'encoder.'" in str(e.value)
 
