@@ -244,6 +244,7 @@ def step(
         clip=clip, input_forget=input_forget, drop_clip=no_clip, drop_peepholes=no_peepholes
     )
     param_set = dataclasses.replace(param_set, params=variant)
+    source_layout = param_set.meta.get("source_layout")
     inputs, sources, notes = fileio.resolve_step_inputs(
         {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label
     )
@@ -288,6 +289,8 @@ def step(
             notes = [*notes, f"Saved every array of the result to {out}."]
         if not cell.is_plain:
             notes = [*notes, _describe_variant(cell)]
+        if source_layout in SOURCE_GATE_ORDERS:
+            notes = [*notes, f"Read as {SOURCE_GATE_ORDERS[source_layout]}."]
         print_view(step_view(result, rows, notes))
         return
     payload = {
@@ -301,6 +304,13 @@ def step(
         "variant": cell.variant(),
     }
     _write_stdout(fileio.dumps(payload))
+
+
+SOURCE_GATE_ORDERS = {
+    "pytorch": "PyTorch weights (gate blocks i, f, g, o; bias = bias_ih + bias_hh)",
+    "keras": "Keras weights (gate blocks i, f, c, o; kernel transposed)",
+    "onnx": "ONNX weights (gate blocks i, o, f, c; bias = Wb + Rb)",
+}
 
 
 def _describe_variant(cell: Any) -> str:

@@ -10,6 +10,7 @@ What each runtime can prove, found by running them (onnx 1.23, onnxruntime 1.32)
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,22 @@ def test_a_wrong_gate_order_would_be_detected():
     assert max_diff(Y, Y_ref) > 1e-3
     Y_ok, _, _ = run_model(build_model(arrays, "float32"), X, h0, c0, "ort")
     assert max_diff(Y_ok, Y_ref) < TOL32
+
+
+def test_torch_onnx_export_of_nn_lstm_is_read_here(tmp_path: Path):
+    """PyTorch's own ONNX exporter (the TorchScript one) writes the .onnx model; this tool
+    reads its W, R, B and agrees with torch over the sequence (float32 weights: 1e-5)."""
+    torch = pytest.importorskip("torch", reason="pip install -e '.[conformance]'")
+    torch.manual_seed(3)
+    lstm = torch.nn.LSTM(F, H)
+    X, h0, c0 = inputs(41, "float32")
+    path = tmp_path / "lstm.onnx"
+    args = (torch.from_numpy(X), (torch.from_numpy(h0)[None], torch.from_numpy(c0)[None]))
+    with warnings.catch_warnings():  # the legacy exporter's own deprecation notices, not ours
+        warnings.simplefilter("ignore")
+        torch.onnx.export(lstm, args, str(path), dynamo=False)
+    cell = fileio.load_param_set(path).params
+    with torch.no_grad():
+        Y_torch = lstm(*args)[0].numpy()
+    Y_ref = run_sequence(cell.astype("float64"), *(a.astype("float64") for a in (X, h0, c0)))[0]
+    assert max_diff(Y_torch, Y_ref) < TOL32
