@@ -3,6 +3,7 @@ exactly. Registered on the main app by an import at the bottom of :mod:`lstm_cli
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,8 +64,14 @@ def convert(
     param_set = fileio.load_param_set(src, layout=lay, key_prefix=key_prefix)
     params = param_set.params
     arrays = export_arrays(params, to.value, pytorch_names=pytorch_names.value)
+    source_layout = param_set.meta.get("source_layout", "native")
     if to.value == "native":
-        fileio.save_param_set(dst, param_set, force=force)
+        meta = {k: v for k, v in param_set.meta.items() if not k.startswith("source_")}
+        if source_layout != "native":  # where the weights came from, for the record
+            meta["converted_from"] = {
+                k[len("source_") :]: v for k, v in param_set.meta.items() if k.startswith("source_")
+            }
+        fileio.save_param_set(dst, dataclasses.replace(param_set, meta=meta), force=force)
         if param_set.example is not None:
             arrays = {**arrays, **param_set.example.arrays()}
     else:
@@ -74,7 +81,7 @@ def convert(
         fileio.save_arrays(dst, arrays, meta or None, force=force)
     summary: dict[str, Any] = {
         "path": str(dst),
-        "from": param_set.meta.get("source_layout", "native"),
+        "from": source_layout,
         "to": to.value,
         "arrays": describe_arrays(arrays),
         "variant": params.variant(),

@@ -248,3 +248,14 @@ def test_step_option_errors(in_tmp: Path):
     result = runner.invoke(app, ["step", "--key-prefix", "lstm."])
     assert result.exit_code == 2
     assert "--from and --key-prefix need --params" in result.output
+
+
+def test_a_converted_native_file_records_where_it_came_from(in_tmp: Path):
+    p = native(in_tmp / "cell.npz")
+    savez(in_tmp / "t.npz", export_arrays(p, "pytorch", pytorch_names="lstm", prefix="rnn."))
+    out = json.loads(runner.invoke(app, ["convert", "t.npz", "n.npz", "--to", "native"]).output)
+    assert out["from"] == "pytorch"
+    meta = fileio.load_param_set(in_tmp / "n.npz").meta
+    assert meta["converted_from"] == {"layout": "pytorch", "key_prefix": "rnn."}
+    out = json.loads(runner.invoke(app, ["convert", "n.npz", "k.npz", "--to", "keras"]).output)
+    assert out["from"] == "native"
