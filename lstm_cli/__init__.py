@@ -11,6 +11,7 @@ The library in one screen::
 """
 
 from .core import StepResult, lstm_step, lstm_step_detailed, sigmoid
+from .layouts import export_arrays, from_onnx, to_onnx
 from .params import (
     ExampleInputs,
     LSTMParams,
@@ -28,6 +29,8 @@ __all__ = [
     "LSTMParams",
     "ParamSet",
     "StepResult",
+    "export_arrays",
+    "from_onnx",
     "from_keras",
     "from_pytorch",
     "init_params",
@@ -36,6 +39,7 @@ __all__ = [
     "notebook_default",
     "sigmoid",
     "to_keras",
+    "to_onnx",
     "to_pytorch",
 ]
 __version__ = "0.1.0"
