@@ -63,6 +63,15 @@ PrettyOpt = Annotated[
     bool, typer.Option("--pretty", help="Print the Rich view (default on a terminal).")
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+MaxInputOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-input-mb",
+        min=1,
+        help="Refuse inputs larger than this: bytes on stdin, a JSON file, one array's data.",
+    ),
+]
+DEFAULT_MAX_INPUT_MB = fileio.DEFAULT_MAX_INPUT_BYTES >> 20
 
 
 def _use_pretty(json_: bool, pretty: bool) -> bool:
@@ -157,6 +166,7 @@ def step(
         Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
     ] = None,
     force: ForceOpt = False,
+    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
 ) -> None:
@@ -172,13 +182,14 @@ def step(
         echo '{"x_t": [0.5, -1, 0.2, 0, 1, 2, -2, 0.3, 0.1, 0.9]}' | lstm-cell step | jq .h_next
     """
     use_pretty = _use_pretty(json_, pretty)
+    max_bytes = max_input_mb << 20
     param_set: ParamSet
     if params is None:
         param_set, params_label = notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
     else:
-        param_set, params_label = fileio.load_param_set(params), str(params)
+        param_set, params_label = fileio.load_param_set(params, max_bytes), str(params)
     inputs, sources, notes = fileio.resolve_step_inputs(
-        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label
+        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label, max_bytes=max_bytes
     )
     cell = LSTMParams(
         **{

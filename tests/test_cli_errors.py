@@ -190,7 +190,7 @@ def test_bad_input_files_are_refused(in_tmp):
             save_npy(in_tmp / "obj.npy", np.array([Payload(in_tmp / "pwned")]), True),
             "x_t is an object (pickled) array",
         ),
-        "trunc.npy": (None, "corrupt or truncated .npy"),
+        "trunc.npy": (None, "x_t is truncated: its header declares 80 bytes of data"),
         "ints.npy": (save_npy(in_tmp / "ints.npy", np.arange(3)), "x_t has shape (3,)"),
         "cplx.npy": (save_npy(in_tmp / "cplx.npy", a["x_t"] + 1j), "x_t has complex dtype"),
         "p.npz": (save_npz(in_tmp / "p.npz", x=a["x_t"]), "is a .npz archive"),
