@@ -117,8 +117,10 @@ class NpzReader:
         self.max_bytes = max_bytes
         try:
             self._zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, EOFError, ValueError, OSError, IndexError, KeyError):
-            raise InputError(f"{self.source}: not a .npz archive (not a readable zip)") from None
+        except Exception as e:  # zipfile raises BadZipFile, NotImplementedError, ValueError...
+            raise InputError(
+                f"{self.source}: not a .npz archive (not a readable zip: {_short(e)})"
+            ) from None
         infos = self._zip.infolist()
         if len(infos) > MAX_NPZ_MEMBERS:
             self._zip.close()
