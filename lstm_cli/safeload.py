@@ -52,6 +52,8 @@ def read_npy_header(
         raise InputError(f"{source}: {name}: corrupt .npy header ({_short(e)})") from None
     if dtype.hasobject:
         raise InputError(f"{source}: {name} is an object (pickled) array, which is never loaded")
+    if dtype.names is not None or dtype.subdtype is not None:
+        raise InputError(f"{source}: {name} has structured dtype {dtype}, expected real numbers")
     return shape, fortran, dtype
 
 
@@ -95,11 +97,11 @@ def read_npy(
         )
     try:
         arr = np.frombuffer(data, dtype=dtype, count=n_items)
+        if fortran:
+            return arr.reshape(shape[::-1]).transpose().copy()
+        return arr.reshape(shape).copy()
     except Exception as e:
         raise InputError(f"{source}: {name}: unreadable data ({_short(e)})") from None
-    if fortran:
-        return arr.reshape(shape[::-1]).transpose().copy()
-    return arr.reshape(shape).copy()
 
 
 def read_npy_bytes(data: bytes, name: str, source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
