@@ -64,6 +64,15 @@ PrettyOpt = Annotated[
     bool, typer.Option("--pretty", help="Print the Rich view (default on a terminal).")
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+MaxInputOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-input-mb",
+        min=1,
+        help="Refuse inputs larger than this: bytes on stdin, a JSON file, one array's data.",
+    ),
+]
+DEFAULT_MAX_INPUT_MB = fileio.DEFAULT_MAX_INPUT_BYTES >> 20
 
 Layout = enum.Enum("Layout", {s: s for s in LAYOUTS}, type=str)  # type: ignore[misc]
 FromOpt = Annotated[
@@ -93,7 +102,7 @@ InputForgetOpt = Annotated[
 
 
 def _load_params(
-    params: Path | None, layout: Any = None, key_prefix: str | None = None
+    params: Path | None, max_bytes: int, layout: Any = None, key_prefix: str | None = None
 ) -> tuple[ParamSet, str]:
     """The params file in any layout, or the notebook's cell; with a label for messages."""
     if params is None:
@@ -101,7 +110,8 @@ def _load_params(
             raise typer.BadParameter("--from and --key-prefix need --params")
         return notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
     lay = None if layout is None else layout.value
-    return fileio.load_param_set(params, layout=lay, key_prefix=key_prefix), str(params)
+    loaded = fileio.load_param_set(params, max_bytes, layout=lay, key_prefix=key_prefix)
+    return loaded, str(params)
 
 
 def _use_pretty(json_: bool, pretty: bool) -> bool:
@@ -217,6 +227,7 @@ def step(
         bool, typer.Option("--no-peepholes", help="Ignore the file's peephole weights.")
     ] = False,
     force: ForceOpt = False,
+    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
 ) -> None:
@@ -238,15 +249,16 @@ def step(
     use_pretty = _use_pretty(json_, pretty)
     if clip is not None and no_clip:
         raise typer.BadParameter("--clip and --no-clip exclude each other")
+    max_bytes = max_input_mb << 20
     param_set: ParamSet
-    param_set, params_label = _load_params(params, layout, key_prefix)
+    param_set, params_label = _load_params(params, max_bytes, layout, key_prefix)
     variant = param_set.params.with_variant(
         clip=clip, input_forget=input_forget, drop_clip=no_clip, drop_peepholes=no_peepholes
     )
     param_set = dataclasses.replace(param_set, params=variant)
     source_layout = param_set.meta.get("source_layout")
     inputs, sources, notes = fileio.resolve_step_inputs(
-        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label
+        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label, max_bytes=max_bytes
     )
     cell = param_set.params.with_arrays(
         {

@@ -11,7 +11,18 @@ from typing import Annotated, Any
 import typer
 
 from . import fileio
-from .cli import ForceOpt, FromOpt, JsonOpt, KeyPrefixOpt, Layout, PrettyOpt, _use_pretty, app
+from .cli import (
+    DEFAULT_MAX_INPUT_MB,
+    ForceOpt,
+    FromOpt,
+    JsonOpt,
+    KeyPrefixOpt,
+    Layout,
+    MaxInputOpt,
+    PrettyOpt,
+    _use_pretty,
+    app,
+)
 from .cli import _write_stdout as write_stdout
 from .layouts import describe_arrays, export_arrays
 from .params import variant_meta
@@ -44,6 +55,7 @@ def convert(
             "(weight_ih_l0, ...)."
         ),
     ] = PytorchNames.cell,
+    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     force: ForceOpt = False,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
@@ -61,7 +73,7 @@ def convert(
     """
     use_pretty = _use_pretty(json_, pretty)
     lay = None if layout is None else layout.value
-    param_set = fileio.load_param_set(src, layout=lay, key_prefix=key_prefix)
+    param_set = fileio.load_param_set(src, max_input_mb << 20, layout=lay, key_prefix=key_prefix)
     params = param_set.params
     arrays = export_arrays(params, to.value, pytorch_names=pytorch_names.value)
     source_layout = param_set.meta.get("source_layout", "native")

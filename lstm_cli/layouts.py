@@ -105,9 +105,9 @@ def find_candidates(keys: Collection[str]) -> list[Candidate]:
     return out
 
 
-def _closest_partial(keys: Collection[str]) -> str | None:
+def _closest_partial(keys: Collection[str]) -> tuple[str, list[str]] | None:
     """For an error: the layout most nearly present, and which of its keys are missing."""
-    best: tuple[int, str] | None = None
+    best: tuple[int, str, list[str]] | None = None
     for spec in SPECS:
         for key in keys:
             for name in spec.required:
@@ -116,8 +116,8 @@ def _closest_partial(keys: Collection[str]) -> str | None:
                     found = [n for n in spec.required if prefix + n in keys]
                     missing = [prefix + n for n in spec.required if prefix + n not in keys]
                     if missing and (best is None or len(found) > best[0]):
-                        best = (len(found), f"{spec.label} arrays, missing {', '.join(missing)}")
-    return None if best is None else best[1]
+                        best = (len(found), spec.label, missing)
+    return None if best is None else (best[1], best[2])
 
 
 def _matches_prefix(candidate: Candidate, key_prefix: str) -> bool:
@@ -152,13 +152,18 @@ def choose_candidate(
         listed = "; ".join(c.describe() for c in found)
         raise InputError(f"{source}: no {what} found; it holds: {listed}")
     shown = ", ".join(sorted(keys)[:12]) + (", ..." if len(keys) > 12 else "") or "nothing"
-    partial = _closest_partial(keys)
-    detail = f" ({partial})" if partial else ""
-    raise InputError(
-        f"{source}: no {what} found{detail}; keys: {shown}\n"
+    expected = (
         f"Expected native ({', '.join(PARAM_NAMES)}), pytorch (weight_ih, weight_hh, bias_ih, "
         "bias_hh, or their _l0 names), keras (kernel, recurrent_kernel, bias) or onnx (W, R, B)."
     )
+    partial = _closest_partial(keys)
+    if partial is not None:
+        label, missing = partial
+        raise InputError(
+            f"{source}: no {what} found: {label} arrays, missing {', '.join(missing)} "
+            f"(found {shown})\n{expected}"
+        )
+    raise InputError(f"{source}: no {what} found (found {shown})\n{expected}")
 
 
 # --------------------------------------------------------------------------- import

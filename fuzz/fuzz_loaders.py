@@ -1,0 +1,41 @@
+"""Coverage-guided fuzzing of the loaders with atheris (not part of the test suite).
+
+    pip install atheris
+    python fuzz/make_corpus.py fuzz/corpus
+    PYTHONPATH=. python fuzz/fuzz_loaders.py -max_total_time=300 fuzz/corpus
+
+Feeds arbitrary bytes to every loader a user's input reaches: .npy/JSON array bytes, the JSON
+object of step inputs, and a params .npz file. Any exception other than InputError is a crash:
+atheris stops and writes the input to crash-<hash>; copy it to tests/fuzz_regressions/ so that
+tests/test_fuzz_regressions.py replays it forever.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import atheris
+
+with atheris.instrument_imports():
+    from fuzz.targets import dispatch
+    from lstm_cli.errors import InputError
+
+TMP = Path(tempfile.mkdtemp(prefix="lstm-fuzz-"))
+
+
+def one_input(data: bytes) -> None:
+    try:
+        dispatch(data, TMP)
+    except InputError:
+        pass
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Seed corpus for fuzz_loaders.py: valid inputs of each kind, prefixed by the kind byte."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.save(buf, np.arange(10.0))
+    inputs = json.loads((ROOT / "params" / "inputs.json").read_text())
+    seeds = {
+        "json-list": b"\x00" + json.dumps(inputs["x_t"]).encode(),
+        "json-object": b"\x00" + json.dumps(inputs).encode(),
+        "npy-as-array": b"\x00" + buf.getvalue(),
+        "npy": b"\x01" + buf.getvalue(),
+        "npz": b"\x02" + (ROOT / "params" / "seed42.npz").read_bytes(),
+    }
+    for name, data in seeds.items():
+        (out / name).write_bytes(data)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "fuzz/corpus"))

@@ -1,0 +1,115 @@
+"""Builds the folder of hostile files that docs/failures.md refers to as {bad}."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import PARAMS_DIR, notebook_arrays
+
+
+class Payload:
+    """Unpickling this would create {bad}/pwned: proof that nothing is ever unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def npy_bytes(arr, allow_pickle: bool = False) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def header_only(shape, descr: str = "<f8") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    return buf.getvalue() + b"\0" * 16
+
+
+def write_npz(path: Path, members: dict[str, bytes], deflate: bool = False) -> None:
+    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", method) as z:
+        for name, data in members.items():
+            z.writestr(name + ".npy", data)
+
+
+def cell_members(**changes) -> dict[str, bytes]:
+    arrays = notebook_arrays()
+    members = {k: npy_bytes(v) for k, v in arrays.items()}
+    for k, v in changes.items():
+        if v is None:
+            del members[k]
+        else:
+            members[k] = v if isinstance(v, bytes) else npy_bytes(v, allow_pickle=True)
+    return members
+
+
+def build(bad: Path) -> None:
+    a = notebook_arrays()
+    bad.mkdir(parents=True, exist_ok=True)
+    seed42 = (PARAMS_DIR / "seed42.npz").read_bytes()
+    (bad / "empty.npz").write_bytes(b"")
+    (bad / "text.npz").write_text("hello")
+    (bad / "truncated.npz").write_bytes(seed42[: len(seed42) // 2])
+    crc = bytearray(seed42)
+    crc[crc.index(b"\x93NUMPY") + 140] ^= 0xFF
+    (bad / "crc.npz").write_bytes(bytes(crc))
+    (bad / "single.npz").write_bytes(npy_bytes(a["Wf"]))
+    write_npz(bad / "bomb.npz", cell_members(Wf=npy_bytes(np.zeros((300 << 20) // 8))), True)
+    write_npz(bad / "absurd.npz", cell_members(Wf=header_only((10**12,))))
+    write_npz(bad / "pickled.npz", cell_members(Wf=np.array([Payload(bad / "pwned")])))
+    write_npz(
+        bad / "structured.npz", cell_members(bc=np.zeros(4, dtype=[("a", "f8"), ("b", "i4")]))
+    )
+    write_npz(bad / "complex.npz", cell_members(Wi=a["Wi"] + 1j))
+    write_npz(bad / "bool.npz", cell_members(bf=a["bf"] > 0))
+    write_npz(bad / "string.npz", cell_members(bo=np.array(["a", "b", "c", "d"])))
+    write_npz(
+        bad / "int.npz",
+        cell_members(**{k: np.round(a[k] * 10).astype(np.int64) for k in ("Wf", "Wi", "Wo", "Wc")}),
+    )
+    nan = a["bi"].copy()
+    nan[2] = np.nan
+    write_npz(bad / "nan.npz", cell_members(bi=nan))
+    inf = a["Wc"].copy()
+    inf[1, 3] = -np.inf
+    write_npz(bad / "inf.npz", cell_members(Wc=inf))
+    write_npz(bad / "missing-key.npz", cell_members(bc=None, Wo=None))
+    write_npz(bad / "disagree.npz", cell_members(Wi=a["Wi"][:, :13]))
+    write_npz(bad / "bias-shape.npz", cell_members(bo=np.zeros(5)))
+    write_npz(bad / "example-shape.npz", cell_members(x_t=np.zeros(3)))
+    write_npz(bad / "bad-meta.npz", cell_members(meta=np.array([1, 2])))
+    write_npz(bad / "extra-keys.npz", cell_members(notes=np.arange(3.0)))
+    # single arrays for --x / --h / --c
+    (bad / "x_t.npy").write_bytes(npy_bytes(a["x_t"]))
+    (bad / "empty.npy").write_bytes(b"")
+    (bad / "truncated.npy").write_bytes(npy_bytes(a["x_t"])[:-20])
+    (bad / "absurd.npy").write_bytes(header_only((10**6, 10**6)))
+    (bad / "pickled.npy").write_bytes(npy_bytes(np.array([Payload(bad / "pwned")]), True))
+    (bad / "complex.npy").write_bytes(npy_bytes(a["x_t"] + 1j))
+    (bad / "bool.npy").write_bytes(npy_bytes(a["x_t"] > 0))
+    (bad / "structured.npy").write_bytes(npy_bytes(np.zeros(10, dtype=[("a", "f8")])))
+    (bad / "int.npy").write_bytes(npy_bytes(np.arange(10)))
+    (bad / "nan.npy").write_bytes(npy_bytes(np.full(10, np.nan)))
+    (bad / "x3.npy").write_bytes(npy_bytes(np.zeros(3)))
+    (bad / "x3d.npy").write_bytes(npy_bytes(np.zeros((2, 3, 10))))
+    (bad / "h5.npy").write_bytes(npy_bytes(np.zeros(5)))
+    (bad / "xbatch3.npy").write_bytes(npy_bytes(np.zeros((3, 10))))
+    (bad / "cbatch2.npy").write_bytes(npy_bytes(np.zeros((2, 4))))
+    (bad / "hbatch3.npy").write_bytes(npy_bytes(np.zeros((3, 4))))
+    (bad / "inputs.npz").write_bytes(seed42)
+    (bad / "empty.json").write_text(" \n")
+    (bad / "object-no-x.json").write_text(json.dumps({"h": [0, 0, 0, 0]}))
+    (bad / "existing.npz").write_bytes(b"precious")
+    (bad / "sub").mkdir(exist_ok=True)
