@@ -259,3 +259,16 @@ def test_a_converted_native_file_records_where_it_came_from(in_tmp: Path):
     assert meta["converted_from"] == {"layout": "pytorch", "key_prefix": "rnn."}
     out = json.loads(runner.invoke(app, ["convert", "n.npz", "k.npz", "--to", "keras"]).output)
     assert out["from"] == "native"
+
+
+def test_input_limit_applies_to_safetensors(in_tmp: Path):
+    from safetensors.numpy import save_file
+
+    big = {"W": np.ones((1, 4 * 64, 1024)), "R": np.ones((1, 4 * 64, 64))}  # W: 2 MiB
+    save_file(big, str(in_tmp / "big.safetensors"))
+    args = ["convert", "big.safetensors", "o.npz", "--to", "native"]
+    result = runner.invoke(app, [*args, "--max-input-mb", "1"])
+    assert result.exit_code == 2
+    assert "big.safetensors: W holds 2 MiB or more, over the 1 MiB limit" in result.output
+    assert files(in_tmp) == ["big.safetensors"]
+    assert runner.invoke(app, args).exit_code == 0
