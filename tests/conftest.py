@@ -21,13 +21,13 @@ def assert_notebook(h_next, c_next) -> None:
 
 def notebook_arrays() -> dict[str, np.ndarray]:
     """The seed notebook's draws, written out here independently of lstm_cli.params."""
-    np.random.seed(42)  # the notebook's own (global) seeding, on purpose
+    np.random.seed(42)  # the notebook's own (global) seeding, on purpose  # noqa: NPY002
     F, H = 10, 4
-    out = {"x_t": np.random.randn(F), "h_prev": np.random.randn(H), "c_prev": np.random.randn(H)}
+    out = {"x_t": np.random.randn(F), "h_prev": np.random.randn(H), "c_prev": np.random.randn(H)}  # noqa: NPY002
     for name in ("Wf", "Wi", "Wo", "Wc"):
-        out[name] = np.random.randn(H, H + F)
+        out[name] = np.random.randn(H, H + F)  # noqa: NPY002
     for name in ("bf", "bi", "bo", "bc"):
-        out[name] = np.random.randn(H)
+        out[name] = np.random.randn(H)  # noqa: NPY002
     return out
 
 
