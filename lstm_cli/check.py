@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import itertools
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -264,13 +265,14 @@ class CaseReport:
     name: str
     kind: str
     dtype: str
-    shape: str
+    shape: str  # "B,F,H", B "-" without a batch
     h_abs: float | None
     h_rel: float | None
     c_abs: float | None
     c_rel: float | None
     ok: bool
     notes: list[str]
+    label: str = ""  # a short name for tables
 
     def worst_rel(self) -> float:
         vals = [v for v in (self.h_rel, self.c_rel) if v is not None]
@@ -306,8 +308,14 @@ def compare(case: Case, outcome: Outcome, atol: float | None, rtol: float | None
         if arr is not None and not np.all(np.isfinite(arr)):
             notes.append(f"{name} is not finite ({_nonfinite(arr)})")
     ok = _close(outcome.h_next, ref_h, a, r) and _close(outcome.c_next, ref_c, a, r)
-    return CaseReport(case.name, case.kind, case.dtype, case.shape_label(), h_abs, h_rel,
-                      c_abs, c_rel, ok, notes)  # fmt: skip
+    shape = f"{'-' if case.batch is None else case.batch},{case.n_features},{case.n_hidden}"
+    return CaseReport(case.name, case.kind, case.dtype, shape, h_abs, h_rel, c_abs, c_rel, ok,
+                      notes, label=_short(case.name))  # fmt: skip
+
+
+def _short(name: str) -> str:
+    """``case_003_batch_wide_float64`` -> ``batch_wide`` (the dtype has its own column)."""
+    return re.sub(r"_float(32|64)$", "", re.sub(r"^case_\d+_", "", name))
 
 
 def _nonfinite(arr: Array) -> str:
@@ -363,7 +371,7 @@ def _perm_text(src: dict[str, str], layout: Layout) -> tuple[str, str]:
     L = layout.letters
     moved = [g for g in GATES if src[g] != g]
     if layout.order is None:
-        uses = "; ".join(f"{g}_t uses W{src[g]}, b{src[g]}" for g in moved)
+        uses = " and ".join(f"{_act(g)} with W{src[g]}, b{src[g]}" for g in moved)
         pairs = sorted({tuple(sorted((g, src[g]))) for g in moved})
         if len(moved) == 2:
             a, b_ = pairs[0]
@@ -372,7 +380,7 @@ def _perm_text(src: dict[str, str], layout: Layout) -> tuple[str, str]:
             culprit = (
                 "gate order: " + ", ".join(f"{_gate_word(g)} gate" for g in moved) + " permuted"
             )
-        return culprit, f"your function computes {uses} (the candidate's W/b are Wc, bc)"
+        return culprit, f"your function computes {uses}"
     # stacked: the user read block k as gate assumed[k]
     inverse = {v: k for k, v in src.items()}
     assumed = [inverse[g] for g in layout.order]
@@ -388,6 +396,10 @@ def _perm_text(src: dict[str, str], layout: Layout) -> tuple[str, str]:
         f"your function reads the 4H gate blocks as ({got_txt}); {layout.name}'s order is "
         f"({true_txt})"
     )
+
+
+def _act(g: str) -> str:
+    return {"i": "i_t", "f": "f_t", "o": "o_t", "c": "c_t_candidate"}[g]
 
 
 def _gate_word(g: str) -> str:
