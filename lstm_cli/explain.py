@@ -137,7 +137,10 @@ def explain_lines(
 
     x, h, c, u = pick(result.x_t), pick(result.h_prev), pick(result.c_prev), pick(result.u)
     text("", "")
-    text("title", "1. Put the previous hidden state first, then the input")
+    lines(
+        "title",
+        wrap("", "1. Put the previous hidden state first, then the input".split(" "), width),
+    )
     text("formula", f"  u = concat(h_prev, x_t)        shape ({H + F},) = ({H},) + ({F},)")
     for name, a in (("h_prev", h), ("x_t", x), ("u", u)):
         lines("", _vector_lines(name, a, full, width, 6))
@@ -170,13 +173,23 @@ def explain_lines(
     f_t, i_t, o_t = pick(result.f_t), pick(result.i_t), pick(result.o_t)
     g_t, c_next, h_next = pick(result.c_t_candidate), pick(result.c_next), pick(result.h_next)
     text("", "")
-    text("title", "6. New cell state: keep part of the old, write part of the candidate")
+    lines(
+        "title",
+        wrap(
+            "",
+            "6. New cell state: keep part of the old, write part of the candidate".split(" "),
+            width,
+        ),
+    )
     text("formula", "  c_next = f_t * c_prev + i_t * c_t_candidate")
     for j in units:
         pieces = [f"= {_p(f_t[j])}*{_p(c[j])} + {_p(i_t[j])}*{_p(g_t[j])}", f"= {num(c_next[j])}"]
         lines("result", wrap(f"  c_next[{j}] ", pieces, width))
     text("", "")
-    text("title", "7. New hidden state: the output gate times the squashed cell")
+    lines(
+        "title",
+        wrap("", "7. New hidden state: the output gate times the squashed cell".split(" "), width),
+    )
     text("formula", "  h_next = o_t * tanh(c_next)")
     for j in units:
         pieces = [
