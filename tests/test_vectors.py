@@ -101,10 +101,10 @@ def test_case_json_holds_every_intermediate_and_matches_the_reference(in_tmp):
                 np.testing.assert_allclose(got, ref[key], rtol=1e-12, atol=1e-15)
             got_f = np.atleast_2d(case["gates"]["f_t"])[row]
             np.testing.assert_allclose(got_f, ref["f"], rtol=1e-12, atol=1e-300)
-        npz = np.load(in_tmp / "v" / entry["npz"])
-        np.testing.assert_array_equal(npz["h_next"], np.array(case["outputs"]["h_next"]))
-        np.testing.assert_array_equal(npz["z_c"], np.array(case["pre_activations"]["z_c"]))
-        assert str(npz["Wf"].dtype) == case["dtype"]
+        with np.load(in_tmp / "v" / entry["npz"]) as npz:
+            np.testing.assert_array_equal(npz["h_next"], np.array(case["outputs"]["h_next"]))
+            np.testing.assert_array_equal(npz["z_c"], np.array(case["pre_activations"]["z_c"]))
+            assert str(npz["Wf"].dtype) == case["dtype"]
 
 
 def test_case_zero_is_the_notebooks_cell(in_tmp):
