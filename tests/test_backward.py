@@ -3,10 +3,13 @@ scalar reference (tests/reference.py), for one step, a batch and a sequence (BPT
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from lstm_cli import backward
+from lstm_cli import backward, notebook_default
 from lstm_cli.backward import (
     PARAM_NAMES,
     SEQUENCE_GRAD_NAMES,
@@ -15,6 +18,7 @@ from lstm_cli.backward import (
     lstm_sequence_backward,
     lstm_step_backward,
 )
+from lstm_cli.cli import app
 
 from .conftest import random_cell
 from .reference import reference_step
@@ -209,3 +213,87 @@ def test_upstream_of_the_wrong_shape_is_refused():
             **random_cell(rng, 3, 2),
             dh_next=np.ones(5),
         )
+
+
+# --------------------------------------------------------------------------- the CLI
+
+runner = CliRunner()
+
+
+def grad_json(*args: str) -> dict:
+    result = runner.invoke(app, ["grad", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_cli_grad_of_the_notebook_cell_with_check():
+    out = grad_json("--check")
+    assert list(out["grads"]) == list(STEP_GRAD_NAMES)
+    assert out["upstream"] == {"dh_next": "ones", "dc_next": "zeros"}
+    assert out["check"]["ok"] is True
+    for name, row in out["check"]["arrays"].items():
+        assert row["rel_error"] < 1e-7, name
+        assert row["checked"] == row["size"]
+    cell = notebook_default()
+    assert cell.example is not None
+    g = lstm_step_backward(**cell.example.arrays(), **cell.params.arrays())
+    for name in STEP_GRAD_NAMES:
+        np.testing.assert_allclose(out["grads"][name], g[name], rtol=1e-15)
+
+
+def test_cli_grad_sequence_with_upstreams_and_outputs(in_tmp):
+    rng = np.random.default_rng(11)
+    xs = rng.standard_normal((4, 2, 10))
+    dhs = rng.standard_normal((4, 2, 4))
+    np.save(in_tmp / "xs.npy", xs)
+    (in_tmp / "dhs.json").write_text(json.dumps(dhs.tolist()))
+    (in_tmp / "dc.json").write_text(json.dumps([0.5, -1, 0, 2]))
+    args = ["--xs", "xs.npy", "--dhs", "dhs.json", "--dc-next", "dc.json"]
+    out = grad_json(*args, "--check", "--out", "g.npz")
+    assert list(out["grads"]) == list(SEQUENCE_GRAD_NAMES)
+    assert out["check"]["ok"] is True
+    cell = notebook_default().params.arrays()
+    g = lstm_sequence_backward(
+        xs, np.zeros((2, 4)), np.zeros((2, 4)), cell, dc_next=np.array([0.5, -1, 0, 2]), dhs=dhs
+    )
+    with np.load(in_tmp / "g.npz") as saved:
+        for name in SEQUENCE_GRAD_NAMES:
+            np.testing.assert_allclose(saved[name], g[name], rtol=1e-15)
+            np.testing.assert_allclose(out["grads"][name], g[name], rtol=1e-15)
+    assert np.shape(out["grads"]["dh0"]) == (2, 4)  # h0 defaults to zeros (B, H)
+    out2 = grad_json(*args, "--out", "g.json")
+    assert json.loads((in_tmp / "g.json").read_text())["grads"] == out2["grads"]
+    result = runner.invoke(app, ["grad", *args, "--out", "g.json"])
+    assert result.exit_code == 2 and "--force" in result.output
+
+
+def test_cli_grad_float32_and_pretty(in_tmp):
+    out = grad_json("--dtype", "float32")
+    assert out["dtype"] == "float32"
+    result = runner.invoke(app, ["grad", "--check", "--pretty"])
+    assert result.exit_code == 0, result.output
+    assert "Gradient check" in result.stdout and "dWf" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--xs", "a.npy", "--x", "b.npy"], "not both"),
+        (["--dhs", "a.json"], "--dhs needs --xs"),
+        (["--dh-next", "bad.json"], "dh_next has shape (3,), expected (4,)"),
+        (["--xs", "bad.json"], "xs has shape (3,), expected (T, 10)"),
+    ],
+)
+def test_cli_grad_rejects_bad_input_with_one_line(in_tmp, args, message):
+    (in_tmp / "bad.json").write_text("[1, 2, 3]")
+    result = runner.invoke(app, ["grad", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_grad_check_can_fail():
+    result = runner.invoke(app, ["grad", "--check", "--check-tol", "0", "--json"])
+    assert result.exit_code == 1
+    assert "gradient check failed" in result.stderr
+    assert json.loads(result.stdout)["check"]["ok"] is False
