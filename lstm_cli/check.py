@@ -20,8 +20,10 @@ Layouts (how the user's function takes the cell; all return ``(h_next, c_next)``
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import io
 import itertools
 import re
 import sys
@@ -170,6 +172,7 @@ def load_function(target: str) -> tuple[Callable[..., Any], str]:
             if spec is None or spec.loader is None:
                 raise InputError(f"{module_name}: cannot be imported as a Python module")
             module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # as an import would (dataclasses need it)
             spec.loader.exec_module(module)
         else:
             module = importlib.import_module(module_name)
@@ -215,7 +218,7 @@ class Outcome:
 def _as_output(value: Any, name: str, want: tuple[int, ...], notes: list[str]) -> Array | None:
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, RuntimeError) as e:
         notes.append(f"{name} is not an array of numbers ({type(e).__name__})")
         return None
     if arr.shape != want:
@@ -227,7 +230,8 @@ def _as_output(value: Any, name: str, want: tuple[int, ...], notes: list[str]) -
 def run_function(fn: Callable[..., Any], label: str, case: Case, layout: Layout) -> Outcome:
     """Call ``fn`` on one case (copies of the arrays); an exception becomes InputError (1)."""
     args = tuple(np.array(a, copy=True) for a in layout.args(case))
-    with warnings.catch_warnings(record=True) as caught:
+    printed = io.StringIO()  # the seed's own function prints: keep stdout for the report
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
         warnings.simplefilter("always")
         try:
             out = fn(*args)
@@ -236,11 +240,14 @@ def run_function(fn: Callable[..., Any], label: str, case: Case, layout: Layout)
         except BaseException as e:
             shapes = ", ".join(f"{k} {v.shape}" for k, v in case.inputs.items())
             message = str(e).splitlines()[0] if str(e) else ""
+            hint = "; for a function without batch support pass --no-batch" if case.batch else ""
             raise InputError(
-                f"{label} raised {type(e).__name__}: {message} (on {case.name}: {shapes})",
+                f"{label} raised {type(e).__name__}: {message} (on {case.name}: {shapes}){hint}",
                 exit_code=1,
             ) from None
     notes = []
+    if printed.getvalue():
+        notes.append(f"it printed {len(printed.getvalue().splitlines())} line(s) (not shown)")
     seen = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     notes += [f"it warned {s}" for s in seen]
     if not isinstance(out, (tuple, list)) or len(out) != 2:

@@ -143,3 +143,26 @@ def raises(x_t, *args):
 
 
 NOT_A_FUNCTION = 3
+
+
+# --------------------------------------------------------------------------- the seed itself
+
+
+def sigmoid(x):  # the notebook's, verbatim
+    return 1 / (1 + np.exp(-x))
+
+
+def lstm_step(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """The seed notebook's function, verbatim (debug print and unbatched concat included)."""
+    unioned = np.concatenate((h_prev, x_t), axis=0)
+    print(
+        f"After and before Concatenation shapes:\n\nConcatenated{unioned.shape}\n"
+        f"prev_state:{h_prev.shape}\nInput x:{x_t.shape}\n\n"
+    )
+    i_t = sigmoid(np.dot(Wi, unioned) + bi)
+    f_t = sigmoid(np.dot(Wf, unioned) + bf)
+    o_t = sigmoid(np.dot(Wo, unioned) + bo)
+    c_t_candidate = np.tanh(np.dot(Wc, unioned) + bc)
+    c_t = f_t * c_prev + i_t * c_t_candidate
+    h_t = o_t * np.tanh(c_t)
+    return h_t, c_t

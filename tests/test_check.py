@@ -342,3 +342,16 @@ def test_vectors_variants_hook_skips_unknown_variants(vec_dir):
     (vec_dir / "manifest.json").write_text(json.dumps(manifest))
     names = [c.name for c in load_vectors(vec_dir)]
     assert len(names) == 25 and "case_001_small_float64" not in names
+
+
+def test_the_seed_notebooks_own_function_passes_without_batches(at_root):
+    """It prints and overflows exp (a warning, right values): the report stays clean JSON."""
+    result = run_check("tests.ports:lstm_step")
+    assert result.exit_code == 1
+    assert "pass --no-batch" in result.output
+    result = run_check("tests.ports:lstm_step", "--no-batch", "--json")
+    assert result.exit_code == 0, result.output
+    v = json.loads(result.stdout)  # nothing the function printed got in
+    notes = [n for c in v["cases"] for n in c["notes"]]
+    assert any("printed" in n for n in notes)
+    assert any("overflow encountered in exp" in n for n in notes)
