@@ -545,7 +545,7 @@ def diagnose(
     best: tuple[int, Hypothesis | None] = (0, None)
     matches = []
     for hyp in hypotheses(layout):
-        hits = 0
+        hits = failing_hits = 0
         for k in usable:
             a, r = tolerance(cases[k], atol, rtol)
             a32, r32 = TOLERANCES["float32"]["atol"], TOLERANCES["float32"]["rtol"]
@@ -555,16 +555,17 @@ def diagnose(
                 h, c = hyp.predict(cases[k])
             if _close(outcomes[k].h_next, h, a, r) and _close(outcomes[k].c_next, c, a, r):
                 hits += 1
-            elif not reports[k].ok:
-                pass
-        failing_hits = hits - sum(1 for k in usable if reports[k].ok)
+                failing_hits += not reports[k].ok
         if hits == len(usable):
             matches.append(hyp)
         elif failing_hits > best[0]:
             best = (failing_hits, hyp)
     n_f = len(usable_failing)
+    scope = f"all {len(usable)} cases" + (
+        " with finite outputs" if len(usable) < len(cases) else ""
+    )
     for hyp in matches[:3]:
-        found.append(Diagnosis(hyp.culprit, hyp.detail, f"all {len(usable)} cases"))
+        found.append(Diagnosis(hyp.culprit, hyp.detail, scope))
     if not matches and best[1] is not None and best[0] * 2 >= n_f:
         hyp = best[1]
         found.append(Diagnosis(

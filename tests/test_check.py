@@ -355,3 +355,16 @@ def test_the_seed_notebooks_own_function_passes_without_batches(at_root):
     notes = [n for c in v["cases"] for n in c["notes"]]
     assert any("printed" in n for n in notes)
     assert any("overflow encountered in exp" in n for n in notes)
+
+
+def test_two_bugs_at_once_are_not_misnamed():
+    """Swapped gates and a missing tanh together match no single known mistake: the checker
+    says where the difference starts instead of naming one of them."""
+
+    def two_bugs(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+        return ports.no_tanh_on_c(x_t, h_prev, c_prev, Wi, Wf, Wo, Wc, bi, bf, bo, bc)
+
+    result = check_function(two_bugs, "two_bugs", CASES, LAYOUTS["seed"])
+    assert not result.ok
+    assert [d.culprit for d in result.diagnoses] == ["c_next: input, forget or candidate gate"]
+    assert "no known mistake matches" in result.diagnoses[0].explains
