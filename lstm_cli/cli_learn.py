@@ -136,6 +136,7 @@ def grad(
     Inputs are given as for step.
 
         lstm-cell grad --check
+
         lstm-cell grad --xs seq.npy --dh-next dh.json --out grads.npz
     """
     from .backward import gradient_check, lstm_sequence_backward, lstm_step_backward
@@ -285,16 +286,23 @@ def vectors(
     cases = build_cases(count, seed)
     written = write_vectors(out, cases, seed, force=force)
     if use_pretty:
+        from rich import box
         from rich.table import Table
         from rich.text import Text
 
         from .render import make_console
 
-        table = Table(title=f"Wrote {len(written)} files to {out}", title_justify="left")
-        for col in ("case", "kind", "dtype", "shape", "what"):
-            table.add_column(col)
+        table = Table(
+            title=f"Wrote {len(written)} files to {out}",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+        )
+        table.add_column("case", no_wrap=True)
+        table.add_column("shape", no_wrap=True)
+        table.add_column("what")
         for cs in cases:
-            table.add_row(cs.name, cs.kind, cs.dtype, cs.shape_label(), Text(cs.spec.description))
+            table.add_row(cs.name, cs.shape_label(), Text(f"{cs.kind}: {cs.spec.description}"))
         make_console().print(table)
     else:
         summary = {"path": str(out), "seed": seed, "cases": [cs.name for cs in cases]}
@@ -346,6 +354,7 @@ def check(
     [x, h] order, a missing bias, an overflowing sigmoid, ...). Exit 0 only if all agree.
 
         lstm-cell check my_lstm:lstm_step
+
         lstm-cell check my_torch_port:cell --layout pytorch
 
     A port in another language runs the golden vectors (lstm-cell vectors) and writes its

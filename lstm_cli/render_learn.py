@@ -88,15 +88,14 @@ def check_view(result: CheckResult) -> RenderableType:
         title=f"check {result.target} (layout {result.layout})",
         title_justify="left",
         box=box.SIMPLE_HEAD,
-        caption="abs = max|yours - ref|, rel = abs / max|ref|, ref in float64; -: no finite array",
+        caption="abs = max|yours - ref|, rel = abs / max|ref| (ref: float64)",
         caption_justify="left",
+        pad_edge=False,
     )
-    table.add_column("#", justify="right")
     for col in ("case", "dtype", "B,F,H", "h abs", "h rel", "c abs", "c rel", ""):
         table.add_column(col, justify="right" if " " in col else "left", no_wrap=True)
-    for k, r in enumerate(result.reports):
+    for r in result.reports:
         table.add_row(
-            str(k),
             r.label or r.name,
             r.dtype.replace("float", "f"),
             r.shape,
