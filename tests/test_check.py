@@ -368,3 +368,12 @@ def test_two_bugs_at_once_are_not_misnamed():
     assert not result.ok
     assert [d.culprit for d in result.diagnoses] == ["c_next: input, forget or candidate gate"]
     assert "no known mistake matches" in result.diagnoses[0].explains
+
+
+def test_pretty_report_fits_80_columns(at_root):
+    result = runner.invoke(
+        app, ["check", "tests.ports:naive_sigmoid_float32", "--pretty"], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 1
+    assert "…" not in result.stdout  # no column cut short
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80

@@ -134,3 +134,21 @@ def test_num_formats():
     assert num(-1e-9) == "-1.000e-09"
     assert num(-0.00001) == "-1.000e-05"
     assert num(12345.6) == "1.235e+04"
+
+
+def test_step_json_still_does_not_import_rich():
+    """The new commands register at import time; they must not make `step --json` slower."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "lstm_cli", "step", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines()]
+    assert "lstm_cli.cli_learn" in imported
+    assert not [m for m in imported if m.startswith("rich")]
+    heavy = ("lstm_cli.backward", "lstm_cli.check", "lstm_cli.vectors", "lstm_cli.explain")
+    assert not [m for m in imported if m in heavy]
