@@ -169,6 +169,10 @@ def step(
     max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Walk through every equation with the numbers plugged in."),
+    ] = False,
 ) -> None:
     """Run one LSTM step and show every gate.
 
@@ -180,7 +184,11 @@ def step(
     prints the seed notebook's h_next and c_next. Piped JSON in, JSON out:
 
         echo '{"x_t": [0.5, -1, 0.2, 0, 1, 2, -2, 0.3, 0.1, 0.9]}' | lstm-cell step | jq .h_next
+
+    --explain walks through the equations with the numbers plugged in (plain text in a pipe).
     """
+    if explain and json_:
+        raise typer.BadParameter("--explain prints text; it excludes --json")
     use_pretty = _use_pretty(json_, pretty)
     max_bytes = max_input_mb << 20
     param_set: ParamSet
@@ -215,6 +223,10 @@ def step(
         if k in ("x_t", "h_prev", "c_prev", "u")
     }
     shapes.update({k: list(v.shape) for k, v in cell.arrays().items()})
+    if explain:
+        from .explain import print_explanation
+
+        return print_explanation(result, cell, use_pretty, notes)
     if use_pretty:
         from .render import ShapeRow, print_view, step_view
 
@@ -242,6 +254,9 @@ def step(
         "sources": {**sources, "params": params_label},
     }
     _write_stdout(fileio.dumps(payload))
+
+
+from . import cli_learn  # noqa: E402,F401  (grad, vectors, check)
 
 
 def main() -> None:
