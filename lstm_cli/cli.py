@@ -184,7 +184,7 @@ def init(
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     param_set = init_params(n_features, n_hidden, seed, scheme.value, peepholes, clip, input_forget)
     fileio.save_param_set(out, param_set, force=force)
-    arrays = dict(param_set.params.arrays())
+    arrays = dict(param_set.params.all_arrays())
     if param_set.example is not None:
         arrays.update(param_set.example.arrays())
     if use_pretty:
@@ -230,6 +230,10 @@ def step(
     max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Walk through every equation with the numbers plugged in."),
+    ] = False,
 ) -> None:
     """Run one LSTM step and show every gate.
 
@@ -245,7 +249,11 @@ def step(
     --params takes PyTorch, Keras and ONNX weights too (layout detected from the keys):
 
         lstm-cell step --params lstm.safetensors --key-prefix lstm. --x x.json
+
+    --explain walks through the equations with the numbers plugged in (plain text in a pipe).
     """
+    if explain and json_:
+        raise typer.BadParameter("--explain prints text; it excludes --json")
     use_pretty = _use_pretty(json_, pretty)
     if clip is not None and no_clip:
         raise typer.BadParameter("--clip and --no-clip exclude each other")
@@ -263,7 +271,7 @@ def step(
     cell = param_set.params.with_arrays(
         {
             k: fileio.cast_checked(v, dtype.value, k, params_label)
-            for k, v in param_set.params.arrays().items()
+            for k, v in param_set.params.all_arrays().items()
         }
     )
     x_t, h_prev, c_prev = (
@@ -283,7 +291,11 @@ def step(
         for k, v in result.arrays().items()
         if k in ("x_t", "h_prev", "c_prev", "u")
     }
-    shapes.update({k: list(v.shape) for k, v in cell.arrays().items()})
+    shapes.update({k: list(v.shape) for k, v in cell.all_arrays().items()})
+    if explain:
+        from .explain import print_explanation
+
+        return print_explanation(result, cell, use_pretty, notes)
     if use_pretty:
         from .render import ShapeRow, print_view, step_view
 
@@ -295,7 +307,7 @@ def step(
         )
         rows += [
             ShapeRow(k, tuple(v.shape), str(v.dtype), params_label)
-            for k, v in cell.arrays().items()
+            for k, v in cell.all_arrays().items()
         ]
         if out is not None:
             notes = [*notes, f"Saved every array of the result to {out}."]
@@ -330,14 +342,15 @@ def _describe_variant(cell: Any) -> str:
     parts = []
     if cell.has_peepholes:
         parts.append("peepholes (z_i, z_f += P * c_prev; z_o += Po * c_next)")
-    if cell.clip is not None:
-        parts.append(f"clip {cell.clip:g} (every pre-activation bounded)")
-    if cell.input_forget:
+    if cell.clip_value is not None:
+        parts.append(f"clip {cell.clip_value:g} (every pre-activation bounded)")
+    if cell.coupled:
         parts.append("input_forget (f_t = 1 - i_t)")
     return "ONNX variant: " + ", ".join(parts) + "."
 
 
-from . import cli_convert  # noqa: E402,F401  (registers the convert command)
+# Commands in their own modules register themselves on ``app``: convert; grad, vectors, check.
+from . import cli_convert, cli_learn  # noqa: E402,F401
 
 
 def main() -> None:

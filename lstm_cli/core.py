@@ -197,6 +197,27 @@ def lstm_step_detailed(
     bi: Array,
     bo: Array,
     bc: Array,
+) -> StepResult:
+    """One LSTM step with every intermediate (see :class:`StepResult`).
+
+    Same arguments as :func:`lstm_step`. A 1-D ``h_prev``/``c_prev`` with a batched ``x_t``
+    is used for every row of the batch. (ONNX's variants: :func:`lstm_step_variant`.)
+    """
+    return lstm_step_variant(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+
+
+def lstm_step_variant(
+    x_t: Array,
+    h_prev: Array,
+    c_prev: Array,
+    Wf: Array,
+    Wi: Array,
+    Wo: Array,
+    Wc: Array,
+    bf: Array,
+    bi: Array,
+    bo: Array,
+    bc: Array,
     *,
     Pi: Array | None = None,
     Pf: Array | None = None,
@@ -204,12 +225,9 @@ def lstm_step_detailed(
     clip: float | None = None,
     input_forget: bool = False,
 ) -> StepResult:
-    """One LSTM step with every intermediate (see :class:`StepResult`).
-
-    Same arguments as :func:`lstm_step`. A 1-D ``h_prev``/``c_prev`` with a batched ``x_t``
-    is used for every row of the batch. The keyword-only arguments switch on ONNX's variants
-    (see the module docstring): peephole weights ``Pi, Pf, Po`` (H,) (all three or none),
-    ``clip`` (> 0) and ``input_forget``. With their defaults the seed's equations hold.
+    """:func:`lstm_step_detailed` with ONNX's variants (see the module docstring): peephole
+    weights ``Pi, Pf, Po`` (H,) (all three or none), ``clip`` (> 0) and ``input_forget``.
+    With their defaults it is exactly :func:`lstm_step_detailed`: the seed's equations.
     """
     x_t, h_prev, c_prev = (np.asarray(a) for a in (x_t, h_prev, c_prev))
     weights = {

@@ -636,7 +636,7 @@ def save_param_set(path: Path, param_set: ParamSet, force: bool = False) -> None
     """Write a params file: the eight arrays (and Pi, Pf, Po with peepholes), example inputs,
     and ``meta`` as a JSON string holding the variant (clip, input_forget) when it is set.
     A path ending in .safetensors writes that format, any other an .npz."""
-    arrays: dict[str, Any] = dict(param_set.params.arrays())
+    arrays: dict[str, Any] = dict(param_set.params.all_arrays())
     if param_set.example is not None:
         arrays.update(param_set.example.arrays())
     meta = {k: v for k, v in param_set.meta.items() if k not in ("clip", "input_forget")}

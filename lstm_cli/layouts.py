@@ -301,8 +301,9 @@ def to_onnx(params: LSTMParams) -> dict[str, Array]:
             [blocks[g][2] for g in ONNX_ORDER] + [np.zeros(4 * params.n_hidden, params.dtype)]
         )[None],
     }
-    if params.has_peepholes:
-        out["P"] = np.concatenate([getattr(params, f"P{g}") for g in ONNX_PEEPHOLE_ORDER])[None]
+    peepholes = params.peepholes
+    if peepholes is not None:
+        out["P"] = np.concatenate([peepholes[f"P{g}"] for g in ONNX_PEEPHOLE_ORDER])[None]
     return out
 
 
@@ -324,7 +325,7 @@ def export_arrays(
         )
     arrays: dict[str, Array]
     if layout == "native":
-        arrays = params.arrays()
+        arrays = params.all_arrays()
     elif layout == "pytorch":
         if pytorch_names not in PYTORCH_NAMES:
             raise InputError(f"unknown PyTorch names {pytorch_names!r}; expected cell or lstm")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import Array, StepResult, check_variant, lstm_step_detailed
+from .core import Array, StepResult, check_variant, lstm_step_detailed, lstm_step_variant
 from .errors import InputError
 
 FORMAT_VERSION = 1
@@ -34,8 +34,12 @@ NOTEBOOK_N_HIDDEN = 4
 
 @dataclass(frozen=True)
 class LSTMParams:
-    """The eight arrays of a cell in the native layout (see module docstring), and the
-    optional variants: peepholes ``Pi, Pf, Po`` (H,), ``clip`` and ``input_forget``."""
+    """The eight arrays of a cell in the native layout (see module docstring).
+
+    A cell using ONNX's variants (peepholes, clip, coupled input-forget) is a
+    :class:`VariantParams`, this class with those fields added, so that code written for the
+    eight arrays (``LSTMParams(**arrays)``, its dataclass fields) keeps working unchanged.
+    """
 
     Wf: Array
     Wi: Array
@@ -45,32 +49,40 @@ class LSTMParams:
     bi: Array
     bo: Array
     bc: Array
-    Pi: Array | None = None
-    Pf: Array | None = None
-    Po: Array | None = None
-    clip: float | None = None
-    input_forget: bool = False
+
+    # The variant, read with defaults here so that plain cells and VariantParams answer alike.
+    @property
+    def peepholes(self) -> dict[str, Array] | None:
+        """``{"Pi", "Pf", "Po"}`` (H,) each, or None."""
+        Pi = getattr(self, "Pi", None)
+        return None if Pi is None else {k: getattr(self, k) for k in PEEPHOLE_NAMES}
 
     @property
     def has_peepholes(self) -> bool:
-        return self.Pi is not None
+        return self.peepholes is not None
+
+    @property
+    def clip_value(self) -> float | None:
+        """ONNX's cell clip, or None."""
+        return getattr(self, "clip", None)
+
+    @property
+    def coupled(self) -> bool:
+        """ONNX's input_forget: f_t = 1 - i_t."""
+        return bool(getattr(self, "input_forget", False))
 
     @property
     def is_plain(self) -> bool:
         """True for the seed's equations: no peepholes, no clip, no coupled input-forget."""
-        return not self.has_peepholes and self.clip is None and not self.input_forget
+        return not self.has_peepholes and self.clip_value is None and not self.coupled
 
     def variant(self) -> dict[str, Any]:
         """The variant switches as plain values: ``peepholes``, ``clip``, ``input_forget``."""
         return {
             "peepholes": self.has_peepholes,
-            "clip": self.clip,
-            "input_forget": self.input_forget,
+            "clip": self.clip_value,
+            "input_forget": self.coupled,
         }
-
-    def options(self) -> dict[str, Any]:
-        """The non-array keyword arguments of :func:`lstm_step_detailed`."""
-        return {"clip": self.clip, "input_forget": self.input_forget}
 
     def with_variant(
         self,
@@ -80,16 +92,14 @@ class LSTMParams:
         drop_peepholes: bool = False,
     ) -> LSTMParams:
         """A copy with the clip set (or dropped), input_forget set, or peepholes dropped."""
-        new_clip = None if drop_clip else (self.clip if clip is None else float(clip))
-        new_if = self.input_forget if input_forget is None else bool(input_forget)
+        new_clip = None if drop_clip else (self.clip_value if clip is None else float(clip))
+        new_if = self.coupled if input_forget is None else bool(input_forget)
         try:
             check_variant(self.n_hidden, {}, new_clip, new_if)
         except ValueError as e:
             raise InputError(str(e)) from None
-        changes: dict[str, Any] = {"clip": new_clip, "input_forget": new_if}
-        if drop_peepholes:
-            changes.update({k: None for k in PEEPHOLE_NAMES})
-        return replace(self, **changes)
+        peep = None if drop_peepholes else self.peepholes
+        return _make(self.arrays(), peep, new_clip, new_if)
 
     @property
     def n_hidden(self) -> int:
@@ -106,12 +116,12 @@ class LSTMParams:
         return self.Wf.dtype
 
     def arrays(self) -> dict[str, Array]:
-        """The arrays by name, weights first: ``Wf, Wi, Wo, Wc, bf, bi, bo, bc``, then
-        ``Pi, Pf, Po`` when the cell has peepholes."""
-        out = {k: getattr(self, k) for k in PARAM_NAMES}
-        if self.has_peepholes:
-            out.update({k: getattr(self, k) for k in PEEPHOLE_NAMES})
-        return out
+        """The eight arrays by name, weights first: ``Wf, Wi, Wo, Wc, bf, bi, bo, bc``."""
+        return {k: getattr(self, k) for k in PARAM_NAMES}
+
+    def all_arrays(self) -> dict[str, Array]:
+        """:meth:`arrays`, then ``Pi, Pf, Po`` when the cell has peepholes (what a file holds)."""
+        return {**self.arrays(), **(self.peepholes or {})}
 
     def with_arrays(self, arrays: Mapping[str, Array]) -> LSTMParams:
         """A copy with some arrays replaced (same names), the variant switches kept."""
@@ -120,13 +130,24 @@ class LSTMParams:
 
     def astype(self, dtype: str | np.dtype[Any]) -> LSTMParams:
         """A copy with every array in ``dtype`` (no copy when already in it)."""
-        cast: dict[str, Any] = {k: v.astype(dtype, copy=False) for k, v in self.arrays().items()}
-        return replace(self, **cast)
+        return self.with_arrays(
+            {k: v.astype(dtype, copy=False) for k, v in self.all_arrays().items()}
+        )
 
     def step(self, x_t: Array, h_prev: Array, c_prev: Array) -> StepResult:
-        """One step of this cell with every intermediate (see :func:`lstm_step_detailed`)."""
-        kwargs: dict[str, Any] = {**self.arrays(), **self.options()}
-        return lstm_step_detailed(x_t, h_prev, c_prev, **kwargs)
+        """One step of this cell with every intermediate (see :func:`lstm_step_detailed`, and
+        :func:`lstm_step_variant` for a cell with a variant)."""
+        if self.is_plain:
+            return lstm_step_detailed(x_t, h_prev, c_prev, **self.arrays())
+        return lstm_step_variant(
+            x_t,
+            h_prev,
+            c_prev,
+            **self.arrays(),
+            **(self.peepholes or {}),
+            clip=self.clip_value,
+            input_forget=self.coupled,
+        )
 
     @classmethod
     def from_mapping(
@@ -187,9 +208,34 @@ class LSTMParams:
             raise InputError(f"{source}: {e}") from None
         dtype = np.result_type(*(arrays[k] for k in names))
         cast = {k: np.asarray(arrays[k], dtype=dtype) for k in names}
-        return cls(
-            **cast, clip=None if clip is None else float(clip), input_forget=bool(input_forget)
-        )
+        given = {k: cast.pop(k) for k in PEEPHOLE_NAMES if k in cast} or None
+        return _make(cast, given, None if clip is None else float(clip), bool(input_forget))
+
+
+@dataclass(frozen=True)
+class VariantParams(LSTMParams):
+    """A cell with ONNX's variants: peepholes ``Pi, Pf, Po`` (H,) (all or none), ``clip``,
+    ``input_forget`` (see :mod:`lstm_cli.core`). Build it with :meth:`LSTMParams.from_mapping`
+    or :meth:`LSTMParams.with_variant`."""
+
+    Pi: Array | None = None
+    Pf: Array | None = None
+    Po: Array | None = None
+    clip: float | None = None
+    input_forget: bool = False
+
+
+def _make(
+    arrays: Mapping[str, Array],
+    peepholes: Mapping[str, Array] | None,
+    clip: float | None,
+    input_forget: bool,
+) -> LSTMParams:
+    """A plain :class:`LSTMParams` when there is no variant, else a :class:`VariantParams`."""
+    eight: dict[str, Any] = {k: arrays[k] for k in PARAM_NAMES}
+    if peepholes is None and clip is None and not input_forget:
+        return LSTMParams(**eight)
+    return VariantParams(**eight, **(peepholes or {}), clip=clip, input_forget=input_forget)
 
 
 @dataclass(frozen=True)
@@ -273,7 +319,7 @@ def init_params(
     if peepholes:
         k = 1.0 / np.sqrt(H)
         draw = (lambda: rng.randn(H)) if scheme == "notebook" else (lambda: rng.uniform(-k, k, H))
-        arrays = {**params.arrays(), **{name: draw() for name in PEEPHOLE_NAMES}}
+        arrays = {**params.all_arrays(), **{name: draw() for name in PEEPHOLE_NAMES}}
         params = LSTMParams.from_mapping(arrays, source=f"{scheme} scheme")
     params = params.with_variant(clip=clip, input_forget=input_forget)
     meta: dict[str, Any] = {
@@ -291,9 +337,9 @@ def variant_meta(params: LSTMParams) -> dict[str, Any]:
     """The variant switches to store in a file's ``meta``; empty for the seed's equations
     (a file without them means: no clip, no coupled input-forget)."""
     out: dict[str, Any] = {}
-    if params.clip is not None:
-        out["clip"] = params.clip
-    if params.input_forget:
+    if params.clip_value is not None:
+        out["clip"] = params.clip_value
+    if params.coupled:
         out["input_forget"] = True
     return out
 

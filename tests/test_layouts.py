@@ -33,7 +33,7 @@ def cell(seed: int = 0, peepholes: bool = False, dtype: str = "float64", **varia
 
 
 def same_bits(a: LSTMParams, b: LSTMParams) -> bool:
-    aa, bb = a.arrays(), b.arrays()
+    aa, bb = a.all_arrays(), b.all_arrays()
     return aa.keys() == bb.keys() and all(
         aa[k].dtype == bb[k].dtype and aa[k].tobytes() == bb[k].tobytes() for k in aa
     )
@@ -41,8 +41,8 @@ def same_bits(a: LSTMParams, b: LSTMParams) -> bool:
 
 def roundtrip(params: LSTMParams, layout: str, tmp_path: Path, suffix: str, **kw) -> LSTMParams:
     path = tmp_path / f"{layout}{suffix}"
-    meta = {"clip": params.clip} if params.clip is not None else None
-    if params.input_forget:
+    meta = {"clip": params.clip_value} if params.clip_value is not None else None
+    if params.coupled:
         meta = {**(meta or {}), "input_forget": True}
     fileio.save_arrays(path, export_arrays(params, layout, **kw), meta, force=True)
     return fileio.load_param_set(path).params
@@ -113,7 +113,8 @@ def test_layout_shapes_and_gate_orders():
     assert onnx["B"].shape == (1, 8 * H) and onnx["P"].shape == (1, 3 * H)
     np.testing.assert_array_equal(onnx["W"][0, H : 2 * H], Wx["o"])  # i, o, f, c
     np.testing.assert_array_equal(onnx["B"][0, 2 * H : 3 * H], p.bf)
-    np.testing.assert_array_equal(onnx["P"][0, H : 2 * H], pp.Po)  # P is i, o, f
+    assert pp.peepholes is not None
+    np.testing.assert_array_equal(onnx["P"][0, H : 2 * H], pp.peepholes["Po"])  # P: i, o, f
 
 
 def test_both_biases_are_summed_on_import(tmp_path: Path):

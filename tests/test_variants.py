@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from lstm_cli import fileio, init_params, lstm_step_detailed, notebook_default
 from lstm_cli.cli import app
+from lstm_cli.core import lstm_step_variant
 from lstm_cli.errors import InputError
-from lstm_cli.params import LSTMParams, ParamSet
+from lstm_cli.params import LSTMParams, ParamSet, VariantParams
 
 from .conftest import assert_notebook, random_cell
 
@@ -66,9 +67,7 @@ def _case(seed: int, F: int = 4, H: int = 3):
 )
 def test_variants_match_the_onnx_equations(peep, clip, input_forget):
     x, h, c, p, P = _case(1)
-    r = lstm_step_detailed(
-        x, h, c, **p, **(P if peep else {}), clip=clip, input_forget=input_forget
-    )
+    r = lstm_step_variant(x, h, c, **p, **(P if peep else {}), clip=clip, input_forget=input_forget)
     ref = onnx_reference(x, h, c, p, P if peep else None, clip, input_forget)
     for ours, key in ((r.i_t, "i"), (r.f_t, "f"), (r.o_t, "o"), (r.c_t_candidate, "g")):
         np.testing.assert_allclose(ours, ref[key], rtol=0, atol=1e-13)
@@ -80,38 +79,39 @@ def test_defaults_are_the_seed_equations():
     cell = notebook_default()
     r = cell.params.step(**cell.example.arrays())
     assert_notebook(r.h_next, r.c_next)
-    assert cell.params.is_plain and "Pi" not in cell.params.arrays()
+    assert cell.params.is_plain and "Pi" not in cell.params.all_arrays()
+    assert type(cell.params) is LSTMParams
 
 
 def test_clip_bounds_every_pre_activation_and_is_active():
     x, h, c, p, _ = _case(2)
     plain = lstm_step_detailed(x, h, c, **p)
     assert max(np.max(np.abs(z)) for z in plain.pre_activations.values()) > 0.5
-    r = lstm_step_detailed(x, h, c, **p, clip=0.5)
+    r = lstm_step_variant(x, h, c, **p, clip=0.5)
     for z in r.pre_activations.values():
         assert np.max(np.abs(z)) <= 0.5
     assert not np.allclose(r.h_next, plain.h_next)
-    huge = lstm_step_detailed(x, h, c, **p, clip=1e300)
+    huge = lstm_step_variant(x, h, c, **p, clip=1e300)
     np.testing.assert_array_equal(huge.h_next, plain.h_next)
 
 
 def test_input_forget_couples_the_gates_and_ignores_wf():
     x, h, c, p, _ = _case(3)
-    r = lstm_step_detailed(x, h, c, **p, input_forget=True)
+    r = lstm_step_variant(x, h, c, **p, input_forget=True)
     np.testing.assert_array_equal(r.f_t, 1.0 - r.i_t)
     np.testing.assert_array_equal(r.z_f, -r.z_i)
     other = dict(p, Wf=p["Wf"] + 5.0, bf=p["bf"] - 3.0)
     np.testing.assert_array_equal(
-        lstm_step_detailed(x, h, c, **other, input_forget=True).h_next, r.h_next
+        lstm_step_variant(x, h, c, **other, input_forget=True).h_next, r.h_next
     )
 
 
 def test_peepholes_batched_and_float32():
     x, h, c, p, P = _case(4)
     X = np.stack([x, -x, 2 * x])
-    r = lstm_step_detailed(X, h, c, **p, **P)
+    r = lstm_step_variant(X, h, c, **p, **P)
     for b in range(3):
-        rb = lstm_step_detailed(X[b], h, c, **p, **P)
+        rb = lstm_step_variant(X[b], h, c, **p, **P)
         np.testing.assert_allclose(r.h_next[b], rb.h_next, rtol=0, atol=1e-15)
     cell = LSTMParams.from_mapping({**p, **P}, clip=2.0).astype("float32")
     r32 = cell.step(X.astype("float32"), h.astype("float32"), c.astype("float32"))
@@ -123,7 +123,7 @@ def test_zero_peepholes_are_the_plain_cell():
     x, h, c, p, _ = _case(5)
     zeros = {k: np.zeros(3) for k in ("Pi", "Pf", "Po")}
     np.testing.assert_allclose(
-        lstm_step_detailed(x, h, c, **p, **zeros).h_next,
+        lstm_step_variant(x, h, c, **p, **zeros).h_next,
         lstm_step_detailed(x, h, c, **p).h_next,
         rtol=0,
         atol=0,
@@ -144,7 +144,7 @@ def test_zero_peepholes_are_the_plain_cell():
 def test_bad_variants_are_refused(kwargs, message):
     x, h, c, p, _ = _case(6)
     with pytest.raises(ValueError, match=None) as e:
-        lstm_step_detailed(x, h, c, **p, **kwargs)
+        lstm_step_variant(x, h, c, **p, **kwargs)
     assert message in str(e.value)
 
 
@@ -161,7 +161,8 @@ def test_init_peepholes_keep_the_other_draws():
     peep = init_params(seed=5, peepholes=True, clip=3.0, input_forget=True)
     for k, v in plain.params.arrays().items():
         np.testing.assert_array_equal(peep.params.arrays()[k], v)
-    assert peep.params.Pi is not None and peep.params.Pi.shape == (4,)
+    assert peep.params.peepholes is not None and peep.params.peepholes["Pi"].shape == (4,)
+    assert isinstance(peep.params, VariantParams)
     assert peep.meta["clip"] == 3.0 and peep.meta["input_forget"] is True
     assert "clip" not in plain.meta and "input_forget" not in plain.meta
 
@@ -173,8 +174,8 @@ def test_the_file_carries_its_semantics(tmp_path: Path, suffix: str):
     fileio.save_param_set(path, ps)
     back = fileio.load_param_set(path)
     assert back.params.variant() == {"peepholes": True, "clip": 1.25, "input_forget": True}
-    for k, v in ps.params.arrays().items():
-        assert back.params.arrays()[k].tobytes() == v.tobytes()
+    for k, v in ps.params.all_arrays().items():
+        assert back.params.all_arrays()[k].tobytes() == v.tobytes()
 
 
 @pytest.mark.parametrize(

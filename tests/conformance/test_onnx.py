@@ -102,7 +102,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_onnxruntime_float32_runs_this_tools_export(name: str):
     cell = make_cell(31, **VARIANTS[name])
-    model = build_model(export_arrays(cell, "onnx"), "float32", cell.clip, cell.input_forget)
+    model = build_model(export_arrays(cell, "onnx"), "float32", cell.clip_value, cell.coupled)
     check(cell, model, "ort", "float32", TOL32, seed=32)
 
 
@@ -139,8 +139,8 @@ def test_onnx_model_file_read_here_agrees_with_onnxruntime(name: str, tmp_path: 
     onnx.save(model, str(path))
     cell = fileio.load_param_set(path).params
     clip = variant.get("clip")
-    assert cell.clip == (None if clip is None else float(np.float32(clip)))  # ONNX: float32
-    assert cell.input_forget == variant.get("input_forget", False)
+    assert cell.clip_value == (None if clip is None else float(np.float32(clip)))  # ONNX: float32
+    assert cell.coupled == variant.get("input_forget", False)
     assert cell.has_peepholes == bool(variant.get("peepholes"))
     check(cell, model, "ort", "float32", TOL32, seed=36)
 

@@ -50,8 +50,8 @@ def test_reads_w_r_b_p_and_attributes(tmp_path: Path):
     ps = fileio.load_param_set(tmp_path / "m.onnx")
     assert ps.params.variant() == {"peepholes": True, "clip": 2.5, "input_forget": True}
     assert ps.meta["onnx_node"] == "lstm0" and ps.meta["source_layout"] == "onnx"
-    for k, v in cell.arrays().items():
-        assert ps.params.arrays()[k].tobytes() == v.tobytes()
+    for k, v in cell.all_arrays().items():
+        assert ps.params.all_arrays()[k].tobytes() == v.tobytes()
 
 
 def test_convert_an_onnx_model_to_native_and_to_pytorch(tmp_path: Path):

@@ -1,0 +1,258 @@
+"""``step --explain``: the seed's equations in order, each as its formula and then with the
+step's own numbers plugged in, ending in h_next and c_next.
+
+Small cells (H <= 4 and H + F <= 16, the notebook's is one) are written out in full: every
+product of every dot product. Larger ones are summarised: the first units, the first and
+last terms of a dot product, vectors cut in the middle. Every line fits ``width`` columns;
+the text is plain (a pipe gets exactly this), the terminal view only adds colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .core import Array, StepResult
+from .params import LSTMParams
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+FULL_MAX_HIDDEN = 4
+FULL_MAX_U = 16
+SUMMARY_UNITS = 2  # units shown in full when summarising
+SUMMARY_TERMS = 3  # leading terms of a dot product shown when summarising
+VECTOR_EDGE = 3  # leading (and one trailing) entries of a long vector
+
+# (style, text): styles are "title", "formula", "result", "note" or "" (numbers)
+Line = tuple[str, str]
+
+GATES = (
+    ("i", "i_t", "sigmoid", "Input gate: how much of the candidate to write"),
+    ("f", "f_t", "sigmoid", "Forget gate: how much of the old cell state to keep"),
+    ("o", "o_t", "sigmoid", "Output gate: how much of the cell to show as h_next"),
+    ("c", "c_t_candidate", "tanh", "Cell candidate: the new content to write"),
+)
+
+
+def num(v: float) -> str:
+    """A number for reading: 4 decimals in a normal range, else scientific; no '-0.0000'."""
+    v = float(v)
+    if v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e4:
+        text = f"{v:.4f}"
+        return "0.0000" if text == "-0.0000" else text
+    return f"{v:.3e}"
+
+
+def _p(v: float) -> str:
+    """A number as a factor: negatives in parentheses."""
+    s = num(v)
+    return f"({s})" if s.startswith("-") else s
+
+
+def _vector(a: Array, full: bool) -> list[str]:
+    items = [num(v) for v in a]
+    if not full and len(items) > VECTOR_EDGE + 2:
+        items = items[:VECTOR_EDGE] + [f"... {len(items) - VECTOR_EDGE - 1} more ..."] + items[-1:]
+    return items
+
+
+def wrap(
+    prefix: str, pieces: Sequence[str], width: int, sep: str = " ", indent: int = -1
+) -> list[str]:
+    """``prefix`` then ``pieces`` joined by ``sep``, broken into lines of at most ``width``.
+
+    Continuation lines start under the first piece (or at ``indent``). A piece longer than a
+    line gets a line of its own.
+    """
+    indent = len(prefix) if indent < 0 else indent
+    if indent > width // 2:
+        indent = 8
+    lines: list[str] = []
+    line = prefix
+    fresh = True  # nothing after the prefix/indent yet
+    for k, piece in enumerate(pieces):
+        joiner = "" if fresh else sep
+        tail = sep.rstrip() if k < len(pieces) - 1 else ""
+        if not fresh and len(line) + len(joiner) + len(piece) + len(tail) > width:
+            lines.append(line + sep.rstrip())
+            line = " " * indent
+            joiner = ""
+        line += joiner + piece
+        fresh = False
+    lines.append(line)
+    return lines
+
+
+def _vector_lines(name: str, a: Array, full: bool, width: int, pad: int) -> list[str]:
+    items = _vector(a, full)
+    prefix = f"  {name.ljust(pad)} = ["
+    lines = wrap(prefix, items, width - 1, sep=", ")
+    lines[-1] += "]"
+    return lines
+
+
+def explain_lines(
+    result: StepResult, params: LSTMParams, width: int = 80, row: int | None = None
+) -> list[Line]:
+    """The explanation as (style, text) lines no longer than ``width`` (at least 40).
+
+    ``row`` picks one row of a batched result (default: row 0).
+    """
+    width = max(width, 40)
+    batched = result.h_next.ndim == 2
+    if batched:
+        row = 0 if row is None else row
+
+    def pick(a: Array) -> Array:
+        return a[row] if batched else a
+
+    H, F = params.n_hidden, params.n_features
+    full = H <= FULL_MAX_HIDDEN and H + F <= FULL_MAX_U
+    units = range(H) if full else range(min(H, SUMMARY_UNITS))
+    out: list[Line] = []
+
+    def text(style: str, s: str) -> None:
+        for line in s.splitlines() or [""]:
+            out.append((style, line))
+
+    def lines(style: str, ls: Sequence[str]) -> None:
+        out.extend((style, line) for line in ls)
+
+    title = f"One LSTM step, explained: F = {F} inputs, H = {H} hidden units, {result.h_next.dtype}"
+    lines("title", wrap("", title.split(" "), width))
+    if batched:
+        n = result.h_next.shape[0]
+        lines("note", wrap("", f"A batch of {n}: showing batch row {row}.".split(" "), width))
+    how = (
+        "Every product written out." if full else
+        f"Summarised (H > {FULL_MAX_HIDDEN} or H + F > {FULL_MAX_U}): the first "
+        f"{len(units)} unit(s) and the first terms of each dot product."
+    )  # fmt: skip
+    lines("note", wrap("", (how + " Numbers rounded to 4 decimals.").split(" "), width))
+
+    x, h, c, u = pick(result.x_t), pick(result.h_prev), pick(result.c_prev), pick(result.u)
+    text("", "")
+    lines(
+        "title",
+        wrap("", "1. Put the previous hidden state first, then the input".split(" "), width),
+    )
+    text("formula", f"  u = concat(h_prev, x_t)        shape ({H + F},) = ({H},) + ({F},)")
+    for name, a in (("h_prev", h), ("x_t", x), ("u", u)):
+        lines("", _vector_lines(name, a, full, width, 6))
+
+    for step, (g, act_name, fn, what) in enumerate(GATES, start=2):
+        W, b = getattr(params, f"W{g}"), getattr(params, f"b{g}")
+        z, act = pick(getattr(result, f"z_{g}")), pick(getattr(result, act_name))
+        text("", "")
+        lines("title", wrap("", f"{step}. {what}".split(" "), width))
+        text("formula", f"  {act_name} = {fn}(W{g} @ u + b{g})")
+        for j in units:
+            terms = [f"{_p(W[j, k])}*{_p(u[k])}" for k in range(H + F)]
+            if not full and len(terms) > SUMMARY_TERMS + 1:
+                skipped = len(terms) - SUMMARY_TERMS - 1
+                terms = terms[:SUMMARY_TERMS] + [f"... ({skipped} more terms)"] + terms[-1:]
+            lhs = f"  z_{g}[{j}] = "
+            text("", f"{lhs}W{g}[{j}] . u + b{g}[{j}]")
+            pieces = [f"{t} +" for t in terms] + [_p(b[j])]
+            lines("", wrap(" " * (len(lhs) - 2) + "= ", pieces, width))
+            text("", " " * (len(lhs) - 2) + f"= {num(z[j])}")
+            if fn == "sigmoid":
+                formula = f"1 / (1 + exp({num(-z[j])}))"
+            else:
+                formula = f"tanh({num(z[j])})"
+            lines("result", wrap(f"  {act_name}[{j}] = ", [formula, f"= {num(act[j])}"], width))
+        if not full:
+            lines("", _vector_lines(f"z_{g}", z, False, width, len(act_name)))
+            lines("result", _vector_lines(act_name, act, False, width, len(act_name)))
+
+    f_t, i_t, o_t = pick(result.f_t), pick(result.i_t), pick(result.o_t)
+    g_t, c_next, h_next = pick(result.c_t_candidate), pick(result.c_next), pick(result.h_next)
+    text("", "")
+    lines(
+        "title",
+        wrap(
+            "",
+            "6. New cell state: keep part of the old, write part of the candidate".split(" "),
+            width,
+        ),
+    )
+    text("formula", "  c_next = f_t * c_prev + i_t * c_t_candidate")
+    for j in units:
+        pieces = [f"= {_p(f_t[j])}*{_p(c[j])} + {_p(i_t[j])}*{_p(g_t[j])}", f"= {num(c_next[j])}"]
+        lines("result", wrap(f"  c_next[{j}] ", pieces, width))
+    text("", "")
+    lines(
+        "title",
+        wrap("", "7. New hidden state: the output gate times the squashed cell".split(" "), width),
+    )
+    text("formula", "  h_next = o_t * tanh(c_next)")
+    for j in units:
+        pieces = [
+            f"= {_p(o_t[j])}*tanh({num(c_next[j])})",
+            f"= {_p(o_t[j])}*{_p(np.tanh(c_next[j]))}",
+            f"= {num(h_next[j])}",
+        ]
+        lines("result", wrap(f"  h_next[{j}] ", pieces, width))
+    if not full and H > len(units):
+        text("note", f"  ... and {H - len(units)} more units, computed the same way.")
+
+    text("", "")
+    text("title", "Result" + (f" (batch row {row})" if batched else ""))
+    with np.printoptions(precision=8, suppress=False, linewidth=width - 2, threshold=64):
+        for name, a in (("h_next", h_next), ("c_next", c_next)):
+            s = np.array2string(a, prefix=f"  {name} = ", max_line_width=width)
+            text("result", f"  {name} = {s}")
+    return out
+
+
+def explain_text(result: StepResult, params: LSTMParams, width: int = 80) -> str:
+    """The explanation as plain text (what a pipe gets)."""
+    return "\n".join(line for _, line in explain_lines(result, params, width))
+
+
+STYLES = {"title": "bold", "formula": "bold cyan", "result": "green", "note": "italic"}
+
+
+def explain_view(
+    result: StepResult, params: LSTMParams, width: int = 80, notes: Sequence[str] = ()
+) -> RenderableType:
+    """The explanation as a Rich renderable: the same lines, coloured."""
+    from rich.console import Group
+    from rich.text import Text
+
+    parts = [Text(n, style="italic") for n in notes]
+    for style, line in explain_lines(result, params, width):
+        parts.append(Text(line, style=STYLES.get(style, ""), no_wrap=True, overflow="ignore"))
+    return Group(*parts)
+
+
+def print_explanation(
+    result: StepResult, params: LSTMParams, pretty: bool, notes: Sequence[str] = ()
+) -> None:
+    """Print the explanation: coloured on a terminal (``pretty``), plain text otherwise.
+
+    The width is the terminal's, else ``COLUMNS``, else 80.
+    """
+    import shutil
+    import sys
+
+    if pretty:
+        from .render import make_console
+
+        console = make_console()
+        console.print(explain_view(result, params, console.width, notes), soft_wrap=True)
+        return
+    width = shutil.get_terminal_size((80, 24)).columns
+    lines = [*notes, explain_text(result, params, width)]
+    try:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        from .cli import _quiet_broken_pipe
+
+        _quiet_broken_pipe()

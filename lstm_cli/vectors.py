@@ -1,0 +1,508 @@
+"""Golden test vectors: deterministic cases (params, inputs and every intermediate) for
+checking a port of the cell, written as JSON and .npz with a ``manifest.json``.
+
+A case is drawn from a list of specs (shapes, magnitudes, dtype) cycled through: the first
+``len(SPECS)`` cases use each spec's dtype, the next round the other dtype, and so on. Case
+``k`` draws its numbers from ``np.random.default_rng([seed, k])``, so a case does not depend on
+how many were asked for. Inputs and params are exactly representable in the case's dtype; the
+expected values are computed from them in float64 (the truth a port is held against).
+
+Variants (the hook for cells other than the seed's, e.g. ONNX's peepholes, clip or
+input_forget): a case has a ``variant`` name. ``REFERENCES[variant]`` computes its expected
+arrays (a dict of float64 arrays, ``h_next`` and ``c_next`` among them) from ``case.params``
+and ``case.inputs``; extra parameters (e.g. ``P``) simply go into ``case.params``. To add
+one: register its reference function in ``REFERENCES`` and its specs in ``VARIANT_SPECS``;
+``build_cases(..., variants=(...))`` then appends those cases and ``write_vectors`` writes
+them like any other. ``check MODULE:FUNCTION`` only runs ``standard`` cases (the user's
+function has the seed's signature); ``check --vectors`` skips cases of variants it has no
+reference for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from . import __version__
+from .core import Array, lstm_step_detailed
+from .errors import InputError
+from .params import BIAS_NAMES, PARAM_NAMES, WEIGHT_NAMES, LSTMParams, notebook_default
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+INPUT_NAMES = ("x_t", "h_prev", "c_prev")
+DTYPES = ("float64", "float32")
+
+EQUATIONS = [
+    "u = concat(h_prev, x_t)  # hidden state FIRST, then input: (H + F,) or (B, H + F)",
+    "z_i = Wi @ u + bi; z_f = Wf @ u + bf; z_o = Wo @ u + bo; z_c = Wc @ u + bc",
+    "i_t = sigmoid(z_i)  # input gate",
+    "f_t = sigmoid(z_f)  # forget gate",
+    "o_t = sigmoid(z_o)  # output gate",
+    "c_t_candidate = tanh(z_c)  # cell candidate ('g' in PyTorch)",
+    "c_next = f_t * c_prev + i_t * c_t_candidate",
+    "h_next = o_t * tanh(c_next)",
+    "sigmoid(z) = 1 / (1 + exp(-z)), computed without overflow for any finite z",
+]
+GATE_ORDER = (
+    "separate arrays per gate: Wf, Wi, Wo, Wc, each (H, H + F), act on u = concat(h_prev, x_t) "
+    "(the H hidden columns first, then the F input columns); bf, bi, bo, bc, each (H,). "
+    "Stacked layouts elsewhere: PyTorch i, f, g, o; Keras i, f, c, o; ONNX i, o, f, c."
+)
+# Defaults of `check`: a correct port agrees with the float64 truth within these.
+TOLERANCES = {
+    "float64": {"atol": 1e-10, "rtol": 1e-8},
+    "float32": {"atol": 2e-5, "rtol": 1e-4},
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How to draw one case: shapes, magnitudes, dtype, and what it is for."""
+
+    name: str
+    kind: str  # random | edge | extreme
+    description: str
+    n_features: int
+    n_hidden: int
+    batch: int | None
+    dtype: str
+    weight_scale: float = 1.0
+    input_scale: float = 1.0
+    special: str = ""  # "notebook", "zeros", "big_c"
+    variant: str = "standard"
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec(
+        "notebook",
+        "random",
+        "the seed notebook's cell (seed 42)",
+        10,
+        4,
+        None,
+        "float64",
+        special="notebook",
+    ),  # fmt: skip
+    Spec("small", "random", "F = 3, H = 2, one example", 3, 2, None, "float64"),
+    Spec("batch", "random", "a batch of 3, H > F", 5, 7, 3, "float32"),
+    Spec("batch_wide", "random", "a batch of 4, F > H", 6, 3, 4, "float64"),
+    Spec("square", "random", "H = F = 8, one example", 8, 8, None, "float32"),
+    Spec(
+        "tiny",
+        "random",
+        "tiny magnitudes (1e-4) everywhere",
+        4,
+        5,
+        2,
+        "float64",
+        weight_scale=1e-4,
+        input_scale=1e-4,
+    ),  # fmt: skip
+    Spec(
+        "large",
+        "extreme",
+        "large magnitudes: the gates saturate",
+        6,
+        4,
+        3,
+        "float32",
+        weight_scale=3.0,
+        input_scale=3.0,
+    ),  # fmt: skip
+    Spec(
+        "zeros",
+        "edge",
+        "zero input and state: only the biases act",
+        2,
+        3,
+        None,
+        "float64",
+        special="zeros",
+    ),  # fmt: skip
+    Spec("one_unit", "edge", "H = F = 1, a batch of 5", 1, 1, 5, "float32"),
+    Spec(
+        "big_cell",
+        "edge",
+        "a cell state of size ~20: tanh(c_next) saturates",
+        3,
+        4,
+        2,
+        "float64",
+        special="big_c",
+    ),  # fmt: skip
+    Spec(
+        "overflow",
+        "extreme",
+        "pre-activations of size ~1000: exp(-z) overflows",
+        4,
+        3,
+        3,
+        "float32",
+        weight_scale=60.0,
+        input_scale=10.0,
+    ),  # fmt: skip
+    Spec(
+        "overflow_1",
+        "extreme",
+        "pre-activations of size ~1000, one example",
+        5,
+        2,
+        None,
+        "float64",
+        weight_scale=80.0,
+        input_scale=10.0,
+    ),  # fmt: skip
+    Spec("wide", "random", "H = 32, F = 16, a batch of 2", 16, 32, 2, "float32"),
+)
+# Specs of variants other than "standard", appended by build_cases(variants=...).
+VARIANT_SPECS: dict[str, tuple[Spec, ...]] = {}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One golden vector: params and inputs in ``dtype``, and its spec."""
+
+    index: int
+    spec: Spec
+    dtype: str
+    params: dict[str, Array]
+    inputs: dict[str, Array]
+    expected: dict[str, Array] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"case_{self.index:03d}_{self.spec.name}_{self.dtype}"
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def variant(self) -> str:
+        return self.spec.variant
+
+    @property
+    def batch(self) -> int | None:
+        x = self.inputs["x_t"]
+        return int(x.shape[0]) if x.ndim == 2 else None
+
+    @property
+    def n_features(self) -> int:
+        return int(self.inputs["x_t"].shape[-1])
+
+    @property
+    def n_hidden(self) -> int:
+        return int(self.params["bf"].shape[0])
+
+    def shape_label(self) -> str:
+        b = "" if self.batch is None else f"B={self.batch} "
+        return f"{b}F={self.n_features} H={self.n_hidden}"
+
+
+def standard_reference(params: dict[str, Array], inputs: dict[str, Array]) -> dict[str, Array]:
+    """Every intermediate of the seed's step, computed in float64."""
+    p = {k: np.asarray(params[k], dtype=np.float64) for k in PARAM_NAMES}
+    x = {k: np.asarray(inputs[k], dtype=np.float64) for k in INPUT_NAMES}
+    r = lstm_step_detailed(x["x_t"], x["h_prev"], x["c_prev"], **p)
+    arrays = r.arrays()
+    return {k: arrays[k] for k in ("u", "z_i", "z_f", "z_o", "z_c", "i_t", "f_t", "o_t",
+                                   "c_t_candidate", "c_next", "h_next")}  # fmt: skip
+
+
+ReferenceFn = Callable[[dict[str, Array], dict[str, Array]], dict[str, Array]]
+REFERENCES: dict[str, ReferenceFn] = {"standard": standard_reference}
+
+
+def _draw(spec: Spec, dtype: str, rng: np.random.Generator) -> tuple[dict[str, Array], ...]:
+    F, H = spec.n_features, spec.n_hidden
+    lead = () if spec.batch is None else (spec.batch,)
+    if spec.special == "notebook":
+        cell = notebook_default()
+        assert cell.example is not None
+        params: dict[str, Array] = dict(cell.params.arrays())
+        inputs: dict[str, Array] = dict(cell.example.arrays())
+    else:
+        w, s = spec.weight_scale, spec.input_scale
+        params = {n: w * rng.standard_normal((H, H + F)) for n in WEIGHT_NAMES}
+        # every bias non-zero and distinct: a missing or swapped bias always shows
+        params.update({n: w * (rng.standard_normal(H) + 0.5) for n in BIAS_NAMES})
+        inputs = {
+            "x_t": s * rng.standard_normal(lead + (F,)),
+            "h_prev": np.tanh(rng.standard_normal(lead + (H,))),
+            "c_prev": s * rng.standard_normal(lead + (H,)),
+        }
+        if spec.special == "zeros":
+            inputs = {k: np.zeros_like(v) for k, v in inputs.items()}
+        elif spec.special == "big_c":
+            inputs["c_prev"] = 20.0 * rng.standard_normal(lead + (H,))
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    inputs = {k: v.astype(dtype) for k, v in inputs.items()}
+    return params, inputs
+
+
+def make_case(index: int, seed: int, specs: Sequence[Spec] = SPECS) -> Case:
+    """Case ``index`` of the sequence for ``seed`` (see module docstring)."""
+    spec = specs[index % len(specs)]
+    rounds = index // len(specs)
+    dtype = spec.dtype if rounds % 2 == 0 else DTYPES[1 - DTYPES.index(spec.dtype)]
+    rng = np.random.default_rng([seed, index])
+    params, inputs = _draw(spec, dtype, rng)
+    expected = REFERENCES[spec.variant](params, inputs)
+    return Case(index, spec, dtype, params, inputs, expected)
+
+
+def default_count() -> int:
+    """Enough cases for every spec in both dtypes."""
+    return 2 * len(SPECS)
+
+
+def build_cases(count: int, seed: int, variants: Sequence[str] = ()) -> list[Case]:
+    """``count`` standard cases, then those of each extra variant (see VARIANT_SPECS)."""
+    cases = [make_case(k, seed) for k in range(count)]
+    for variant in variants:
+        specs = VARIANT_SPECS[variant]
+        for k in range(len(specs)):
+            c = make_case(k, seed, specs)
+            cases.append(Case(len(cases), c.spec, c.dtype, c.params, c.inputs, c.expected))
+    return cases
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _lists(arrays: dict[str, Array]) -> dict[str, Any]:
+    # float32 values become the exact doubles they are: parse as double, cast to float32.
+    return {k: np.asarray(v, dtype=np.float64).tolist() for k, v in arrays.items()}
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    """The JSON object of one case (see README: golden vectors)."""
+    e = case.expected
+    groups = {
+        "pre_activations": ("z_i", "z_f", "z_o", "z_c"),
+        "gates": ("i_t", "f_t", "o_t", "c_t_candidate"),
+        "outputs": ("h_next", "c_next"),
+    }
+    out: dict[str, Any] = {
+        "name": case.name,
+        "kind": case.kind,
+        "description": case.spec.description,
+        "variant": case.variant,
+        "dtype": case.dtype,
+        "shapes": {"B": case.batch, "F": case.n_features, "H": case.n_hidden},
+        "params": _lists(case.params),
+        "inputs": _lists(case.inputs),
+        "u": np.asarray(e["u"]).tolist(),
+    }
+    for group, names in groups.items():
+        out[group] = _lists({k: e[k] for k in names})
+    extra = {k: v for k, v in e.items() if k not in ("u",) + sum(groups.values(), ())}
+    if extra:
+        out["other"] = _lists(extra)
+    return out
+
+
+def manifest_json(cases: Sequence[Case], seed: int) -> dict[str, Any]:
+    return {
+        "format": "lstm-cell golden vectors",
+        "format_version": FORMAT_VERSION,
+        "generator": f"lstm-cell {__version__}",
+        "seed": seed,
+        "count": len(cases),
+        "equations": EQUATIONS,
+        "gate_order": GATE_ORDER,
+        "dtype": (
+            "per case: params and inputs are exactly representable in the case's dtype "
+            "(float32 values are written as the exact doubles they are); expected values are "
+            "computed in float64 from them"
+        ),
+        "tolerances": TOLERANCES,
+        "results_file": (
+            'JSON {"format": "lstm-cell results", "format_version": 1, "cases": {NAME: '
+            '{"h_next": [...], "c_next": [...]}}}; non-finite values as null, "NaN", '
+            '"Infinity" or "-Infinity"; check with: lstm-cell check --vectors DIR --results FILE'
+        ),
+        "cases": [
+            {
+                "name": c.name,
+                "kind": c.kind,
+                "variant": c.variant,
+                "dtype": c.dtype,
+                "description": c.spec.description,
+                "B": c.batch,
+                "F": c.n_features,
+                "H": c.n_hidden,
+                "json": c.name + ".json",
+                "npz": c.name + ".npz",
+            }
+            for c in cases
+        ],
+    }
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, allow_nan=False, indent=1) + "\n").encode()
+
+
+def _npz_bytes(case: Case) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **case.params, **case.inputs, **case.expected)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def write_vectors(
+    out_dir: Path, cases: Sequence[Case], seed: int, force: bool = False
+) -> list[str]:
+    """Write every case (.json and .npz) and ``manifest.json`` into ``out_dir``.
+
+    Nothing is written when any target file exists (without ``force``) or anything fails:
+    the files are made in a temporary folder beside ``out_dir`` and moved in at the end.
+    Returns the file names written.
+    """
+    out_dir = Path(out_dir)
+    files: dict[str, bytes] = {}
+    for c in cases:
+        files[c.name + ".json"] = _json_bytes(case_json(c))
+        files[c.name + ".npz"] = _npz_bytes(c)
+    files[MANIFEST] = _json_bytes(manifest_json(cases, seed))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a folder")
+    parent = out_dir.parent
+    if not parent.is_dir():
+        raise InputError(f"{out_dir}: folder {parent} does not exist")
+    if out_dir.is_dir() and not force:
+        clash = sorted(n for n in files if (out_dir / n).exists())
+        if clash:
+            more = f" and {len(clash) - 1} more" if len(clash) > 1 else ""
+            raise InputError(
+                f"{out_dir / clash[0]}{more}: already exist(s); pass --force to overwrite"
+            )
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    except OSError as e:
+        raise InputError(f"{out_dir}: cannot write: {e.strerror or e}", exit_code=1) from None
+    moved: list[Path] = []
+    try:
+        for name, data in files.items():
+            with open(tmp / name, "wb") as f:
+                _write_synced(f, data)
+        if not out_dir.exists():
+            os.rename(tmp, out_dir)
+            return list(files)
+        for name in files:
+            target = out_dir / name
+            if not force and target.exists():
+                raise InputError(f"{target}: already exists; pass --force to overwrite it")
+            os.replace(tmp / name, target)
+            moved.append(target)
+        return list(files)
+    except OSError as e:
+        for path in moved:
+            path.unlink(missing_ok=True)
+        raise InputError(f"{out_dir}: cannot write: {e.strerror or e}", exit_code=1) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_synced(f: IO[bytes], data: bytes) -> None:
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_vectors(directory: Path) -> list[Case]:
+    """Read a folder written by :func:`write_vectors`, validating every array.
+
+    Only the JSON files are read (the .npz files hold the same numbers). Cases of variants
+    without a reference function are skipped.
+    """
+    from .fileio import json_to_array, parse_json
+
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST
+    if not directory.is_dir():
+        raise InputError(f"{directory}: no such folder (make one with: lstm-cell vectors)")
+    if not manifest_path.is_file():
+        raise InputError(f"{manifest_path}: no such file; is {directory} a vectors folder?")
+    manifest = parse_json(manifest_path.read_bytes(), str(manifest_path))
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("cases"), list):
+        raise InputError(f"{manifest_path}: expected an object with a list of cases")
+    cases: list[Case] = []
+    for k, entry in enumerate(manifest["cases"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("json"), str):
+            raise InputError(f"{manifest_path}: case {k} has no json file name")
+        if entry.get("variant", "standard") not in REFERENCES:
+            continue
+        name = entry["json"]
+        if Path(name).name != name:
+            raise InputError(f"{manifest_path}: case file {name!r} is not a plain file name")
+        path = directory / name
+        src = str(path)
+        try:
+            obj = parse_json(path.read_bytes(), src)
+        except FileNotFoundError:
+            raise InputError(f"{src}: no such file (listed in {manifest_path})") from None
+        dtype = obj.get("dtype") if isinstance(obj, dict) else None
+        if dtype not in DTYPES:
+            raise InputError(f"{src}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        for group in ("params", "inputs"):
+            if not isinstance(obj.get(group), dict):
+                raise InputError(f"{src}: missing object {group!r}")
+        raw = {k: json_to_array(v, k, src) for k, v in obj["params"].items()}
+        params = LSTMParams.from_mapping(raw, src).arrays()
+        params.update({k: v for k, v in raw.items() if k not in params})  # variant extras
+        inputs = {}
+        for n in INPUT_NAMES:
+            if n not in obj["inputs"]:
+                raise InputError(f"{src}: inputs has no {n}")
+            inputs[n] = json_to_array(obj["inputs"][n], n, src)
+        H, F = params["bf"].shape[0], params["Wf"].shape[1] - params["bf"].shape[0]
+        x = inputs["x_t"]
+        if x.ndim not in (1, 2) or x.shape[-1] != F:
+            raise InputError(f"{src}: x_t has shape {x.shape}, expected ({F},) or (B, {F})")
+        for n in ("h_prev", "c_prev"):
+            if inputs[n].shape != x.shape[:-1] + (H,):
+                raise InputError(
+                    f"{src}: {n} has shape {inputs[n].shape}, expected {x.shape[:-1] + (H,)}"
+                )
+        variant = obj.get("variant", "standard")
+        params = {k: v.astype(dtype) for k, v in params.items()}
+        inputs = {k: v.astype(dtype) for k, v in inputs.items()}
+        spec = Spec(
+            name=str(obj.get("name", name)),
+            kind=str(obj.get("kind", "")),
+            description=str(obj.get("description", "")),
+            n_features=F,
+            n_hidden=H,
+            batch=None if x.ndim == 1 else int(x.shape[0]),
+            dtype=dtype,
+            variant=variant,
+        )
+        expected = REFERENCES[variant](params, inputs)
+        cases.append(_LoadedCase(k, spec, dtype, params, inputs, expected))
+    if not cases:
+        raise InputError(f"{manifest_path}: lists no case this version can check")
+    return cases
+
+
+@dataclass(frozen=True)
+class _LoadedCase(Case):
+    """A case read from a folder: its name is the one in the file."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name

@@ -1,0 +1,168 @@
+"""Users' LSTM cells for `lstm-cell check`: one correct, and the classic mistakes, each written
+the way a person porting the seed would write it (plain NumPy, the seed's signature unless
+the name says otherwise). Shared by nothing in lstm_cli."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _stable_sigmoid(z):
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    e = np.exp(z[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out
+
+
+def correct(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    u = np.concatenate((h_prev, x_t), axis=-1)
+    i = _stable_sigmoid(u @ Wi.T + bi)
+    f = _stable_sigmoid(u @ Wf.T + bf)
+    o = _stable_sigmoid(u @ Wo.T + bo)
+    g = np.tanh(u @ Wc.T + bc)
+    c = f * c_prev + i * g
+    return o * np.tanh(c), c
+
+
+def swapped_gates(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """Input and forget gate swapped (the weights passed to the wrong gate)."""
+    return correct(x_t, h_prev, c_prev, Wi, Wf, Wo, Wc, bi, bf, bo, bc)
+
+
+def concat_x_first(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """u = [x, h] (Keras/PyTorch style reading of the columns) instead of the seed's [h, x]."""
+    u = np.concatenate((x_t, h_prev), axis=-1)
+    i = _stable_sigmoid(u @ Wi.T + bi)
+    f = _stable_sigmoid(u @ Wf.T + bf)
+    o = _stable_sigmoid(u @ Wo.T + bo)
+    g = np.tanh(u @ Wc.T + bc)
+    c = f * c_prev + i * g
+    return o * np.tanh(c), c
+
+
+def naive_sigmoid_float32(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """Everything in float32 with the textbook sigmoid exp(z) / (1 + exp(z))."""
+
+    def sig(z):
+        e = np.exp(z.astype(np.float32))
+        return e / (np.float32(1) + e)
+
+    args = [np.asarray(a, dtype=np.float32) for a in (x_t, h_prev, c_prev)]
+    x_t, h_prev, c_prev = args
+    u = np.concatenate((h_prev, x_t), axis=-1)
+    i = sig(u @ Wi.T + bi)
+    f = sig(u @ Wf.T + bf)
+    o = sig(u @ Wo.T + bo)
+    g = np.tanh(u @ Wc.T + bc)
+    c = f * c_prev + i * g
+    return o * np.tanh(c), c
+
+
+def missing_forget_bias(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    return correct(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, np.zeros_like(bf), bi, bo, bc)
+
+
+def returns_c_h(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    h, c = correct(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+    return c, h
+
+
+def no_tanh_on_c(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    h, c = correct(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+    o = _stable_sigmoid(np.concatenate((h_prev, x_t), axis=-1) @ Wo.T + bo)
+    return o * c, c
+
+
+def in_float32(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    args = (x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+    return correct(*(np.asarray(a, dtype=np.float32) for a in args))
+
+
+def off_by_a_little(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """A bug no known mistake describes: the output gate's pre-activation is scaled."""
+    u = np.concatenate((h_prev, x_t), axis=-1)
+    i = _stable_sigmoid(u @ Wi.T + bi)
+    f = _stable_sigmoid(u @ Wf.T + bf)
+    o = _stable_sigmoid(1.5 * (u @ Wo.T + bo))
+    g = np.tanh(u @ Wc.T + bc)
+    c = f * c_prev + i * g
+    return o * np.tanh(c), c
+
+
+def unbatched_only(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """The seed's own code: concatenate along axis 0, which breaks on a batch."""
+    u = np.concatenate((h_prev, x_t), axis=0)
+    i = _stable_sigmoid(Wi @ u + bi)
+    f = _stable_sigmoid(Wf @ u + bf)
+    o = _stable_sigmoid(Wo @ u + bo)
+    g = np.tanh(Wc @ u + bc)
+    c = f * c_prev + i * g
+    return o * np.tanh(c), c
+
+
+def returns_one_array(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    return correct(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)[0]
+
+
+# --------------------------------------------------------------------------- PyTorch layout
+
+
+def _torch_style(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, order):
+    z = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
+    blocks = dict(zip(order, np.split(z, 4, axis=-1), strict=True))
+    i, f, o = (_stable_sigmoid(blocks[k]) for k in "ifo")
+    g = np.tanh(blocks["g"])
+    c_next = f * c + i * g
+    return o * np.tanh(c_next), c_next
+
+
+def pytorch_correct(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+    return _torch_style(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, "ifgo")
+
+
+def pytorch_ifog(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+    """Reads the blocks as i, f, o, g (the seed's gate order) instead of PyTorch's i, f, g, o."""
+    return _torch_style(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, "ifog")
+
+
+def pytorch_one_bias(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+    return _torch_style(x, h, c, weight_ih, weight_hh, bias_ih, 0 * bias_hh, "ifgo")
+
+
+def keras_correct(x, h, c, kernel, recurrent_kernel, bias):
+    z = x @ kernel + h @ recurrent_kernel + bias
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c_next = _stable_sigmoid(f) * c + _stable_sigmoid(i) * np.tanh(g)
+    return _stable_sigmoid(o) * np.tanh(c_next), c_next
+
+
+def raises(x_t, *args):
+    raise ValueError("shapes not aligned: my port is unfinished")
+
+
+NOT_A_FUNCTION = 3
+
+
+# --------------------------------------------------------------------------- the seed itself
+
+
+def sigmoid(x):  # the notebook's, verbatim
+    return 1 / (1 + np.exp(-x))
+
+
+def lstm_step(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """The seed notebook's function, verbatim (debug print and unbatched concat included)."""
+    unioned = np.concatenate((h_prev, x_t), axis=0)
+    print(
+        f"After and before Concatenation shapes:\n\nConcatenated{unioned.shape}\n"
+        f"prev_state:{h_prev.shape}\nInput x:{x_t.shape}\n\n"
+    )
+    i_t = sigmoid(np.dot(Wi, unioned) + bi)
+    f_t = sigmoid(np.dot(Wf, unioned) + bf)
+    o_t = sigmoid(np.dot(Wo, unioned) + bo)
+    c_t_candidate = np.tanh(np.dot(Wc, unioned) + bc)
+    c_t = f_t * c_prev + i_t * c_t_candidate
+    h_t = o_t * np.tanh(c_t)
+    return h_t, c_t
