@@ -8,6 +8,7 @@ The library in one screen::
     cell = notebook_default()                     # the seed notebook's cell and inputs
     r = cell.params.step(**cell.example.arrays())  # StepResult: every intermediate
     r.i_t, r.f_t, r.o_t, r.c_t_candidate, r.c_next, r.h_next
+    seq = run_sequence(cell.params, xs)            # xs (T, F) or (T, B, F): seq.h_next, ...
 """
 
 from .core import StepResult, lstm_step, lstm_step_detailed, sigmoid
@@ -22,18 +23,23 @@ from .params import (
     to_keras,
     to_pytorch,
 )
+from .sequence import SequenceChunk, SequenceResult, iter_sequence, run_sequence
 
 __all__ = [
     "ExampleInputs",
     "LSTMParams",
     "ParamSet",
+    "SequenceChunk",
+    "SequenceResult",
     "StepResult",
     "from_keras",
     "from_pytorch",
     "init_params",
+    "iter_sequence",
     "lstm_step",
     "lstm_step_detailed",
     "notebook_default",
+    "run_sequence",
     "sigmoid",
     "to_keras",
     "to_pytorch",
