@@ -217,6 +217,9 @@ def step(
     _write_stdout(fileio.dumps(payload))
 
 
+from . import cli_run  # noqa: E402,F401  (registers the ``run`` command)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="lstm-cell")
