@@ -15,7 +15,14 @@ from typer.core import TyperGroup
 
 from . import fileio
 from .errors import InputError
-from .params import NOTEBOOK_SEED, SCHEMES, ParamSet, init_params, notebook_default
+from .params import (
+    NOTEBOOK_SEED,
+    SCHEMES,
+    LSTMParams,
+    ParamSet,
+    init_params,
+    notebook_default,
+)
 
 
 class _Group(TyperGroup):
@@ -56,6 +63,15 @@ PrettyOpt = Annotated[
     bool, typer.Option("--pretty", help="Print the Rich view (default on a terminal).")
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+MaxInputOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-input-mb",
+        min=1,
+        help="Refuse inputs larger than this: bytes on stdin, a JSON file, one array's data.",
+    ),
+]
+DEFAULT_MAX_INPUT_MB = fileio.DEFAULT_MAX_INPUT_BYTES >> 20
 
 
 def _use_pretty(json_: bool, pretty: bool) -> bool:
@@ -150,6 +166,7 @@ def step(
         Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
     ] = None,
     force: ForceOpt = False,
+    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
 ) -> None:
@@ -165,16 +182,26 @@ def step(
         echo '{"x_t": [0.5, -1, 0.2, 0, 1, 2, -2, 0.3, 0.1, 0.9]}' | lstm-cell step | jq .h_next
     """
     use_pretty = _use_pretty(json_, pretty)
+    max_bytes = max_input_mb << 20
     param_set: ParamSet
     if params is None:
         param_set, params_label = notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
     else:
-        param_set, params_label = fileio.load_param_set(params), str(params)
+        param_set, params_label = fileio.load_param_set(params, max_bytes), str(params)
     inputs, sources, notes = fileio.resolve_step_inputs(
-        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label
+        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label, max_bytes=max_bytes
     )
-    cell = param_set.params.astype(dtype.value)
-    result = cell.step(*(inputs[k].astype(dtype.value) for k in ("x_t", "h_prev", "c_prev")))
+    cell = LSTMParams(
+        **{
+            k: fileio.cast_checked(v, dtype.value, k, params_label)
+            for k, v in param_set.params.arrays().items()
+        }
+    )
+    x_t, h_prev, c_prev = (
+        fileio.cast_checked(inputs[k], dtype.value, k, sources[k])
+        for k in ("x_t", "h_prev", "c_prev")
+    )
+    result = cell.step(x_t, h_prev, c_prev)
     if not (np.all(np.isfinite(result.h_next)) and np.all(np.isfinite(result.c_next))):
         raise InputError(
             f"the result overflowed {dtype.value} (c_next is not finite): inputs too large",
@@ -206,10 +233,10 @@ def step(
         print_view(step_view(result, rows, notes))
         return
     payload = {
-        "h_next": result.h_next.tolist(),
-        "c_next": result.c_next.tolist(),
-        "gates": {k: v.tolist() for k, v in result.gates.items()},
-        "pre_activations": {k: v.tolist() for k, v in result.pre_activations.items()},
+        "h_next": fileio.json_list(result.h_next),
+        "c_next": fileio.json_list(result.c_next),
+        "gates": {k: fileio.json_list(v) for k, v in result.gates.items()},
+        "pre_activations": {k: fileio.json_list(v) for k, v in result.pre_activations.items()},
         "shapes": shapes,
         "dtype": dtype.value,
         "sources": {**sources, "params": params_label},

@@ -36,6 +36,32 @@ def sigmoid(z: Array) -> Array:
         return 1.0 / (1.0 + np.exp(-z))
 
 
+def project(u: Array, W: Array, b: Array) -> Array:
+    """Pre-activations ``u @ W.T + b``: (..., K) @ (N, K).T + (N,) -> (..., N).
+
+    One matrix product. Only when it overflows (huge inputs or weights: a product or a sum
+    beyond the dtype's range, which can even give ``inf - inf = nan``) is it recomputed on
+    operands scaled by powers of two, so an overflowing pre-activation becomes +-inf with the
+    right sign (and the gates saturate to exactly 0 or 1) instead of NaN.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = u @ W.T + b
+    if np.isfinite(z).all():
+        return z
+    return _project_scaled(u, W, b)
+
+
+def _project_scaled(u: Array, W: Array, b: Array) -> Array:
+    # Scale each row of u and of W by a power of two (exact) so that every |entry| < 1;
+    # the scaled product is then bounded by K and cannot overflow. Scale back after.
+    eu = np.frexp(np.max(np.abs(u), axis=-1, keepdims=True))[1]  # (..., 1) exponents
+    ew = np.frexp(np.max(np.abs(W), axis=-1))[1]  # (N,)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = np.ldexp(u, -eu) @ np.ldexp(W, -ew[:, None]).T  # (..., N), finite
+        z = np.ldexp(np.ldexp(z, eu), ew) + b  # may overflow to +-inf; never inf - inf
+    return z.astype(u.dtype, copy=False)
+
+
 @dataclass(frozen=True)
 class StepResult:
     """Every intermediate of one LSTM step; leading batch axis (B,) when the step was batched.
@@ -147,7 +173,7 @@ def lstm_step_detailed(
     # One fused projection, then split (gate blocks in the order of the equations: i, f, o, c).
     W = np.concatenate((weights["Wi"], weights["Wf"], weights["Wo"], weights["Wc"]))  # (4H, H+F)
     b = np.concatenate((biases["bi"], biases["bf"], biases["bo"], biases["bc"]))  # (4H,)
-    z = u @ W.T + b  # (B, 4H)
+    z = project(u, W, b)  # (B, 4H)
     z_i, z_f, z_o, z_c = np.split(z, 4, axis=-1)  # each (B, H)
 
     i_t = sigmoid(z_i)  # input gate

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from . import safeload
 from .core import Array
 from .errors import InputError
 from .params import (
@@ -32,7 +33,10 @@ from .params import (
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
-MAX_STDIN_BYTES = 64 * 1024 * 1024  # a pipe of garbage must not exhaust memory
+# A pipe or file of garbage must not exhaust memory: bytes read from stdin, the size of a JSON
+# file and the data each array declares are capped (``--max-input-mb`` raises the cap).
+DEFAULT_MAX_INPUT_BYTES = safeload.DEFAULT_MAX_BYTES
+MAX_STDIN_BYTES = DEFAULT_MAX_INPUT_BYTES
 MAX_JSON_DEPTH = 8  # arrays here are at most (T, B, F): 8 levels is plenty
 
 # Names accepted in a JSON object of inputs, with their short aliases.
@@ -79,6 +83,15 @@ def as_float_array(arr: Any, name: str, source: str) -> Array:
             f"{source}: {name} contains {value}{where}; only finite numbers are allowed"
         )
     return arr
+
+
+def cast_checked(arr: Array, dtype: str, name: str, source: str) -> Array:
+    """``arr`` in ``dtype``, refusing values that do not fit it (1e300 in float32)."""
+    with np.errstate(over="ignore"):
+        out = arr.astype(dtype, copy=False)
+    if not np.isfinite(out).all():
+        raise InputError(f"{source}: {name} holds values too large for {dtype}")
+    return out
 
 
 # --------------------------------------------------------------------------- JSON
@@ -196,44 +209,64 @@ def read_stdin(limit: int = MAX_STDIN_BYTES) -> bytes:
         raise InputError("stdin: is a terminal; pipe JSON or .npy data in, or pass a file")
     data = stdin.buffer.read(limit + 1)
     if len(data) > limit:
-        raise InputError(f"stdin: more than {limit} bytes, refusing to read it all")
+        raise InputError(
+            f"stdin: more than {safeload.mib(limit)}, over the input limit; "
+            "raise it with --max-input-mb"
+        )
     return data
 
 
 # --------------------------------------------------------------------------- files in
 
 
-def _read_file(path: Path) -> bytes:
+def _check_readable(path: Path, max_bytes: int | None = None) -> None:
+    """Refuse a missing path, a folder, or a file larger than ``max_bytes``, before reading."""
     try:
-        if path.is_dir():
-            raise InputError(f"{path}: is a directory, expected a file")
-        return path.read_bytes()
+        st = path.stat()
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: is a directory, expected a file")
+    if max_bytes is not None and stat.S_ISREG(st.st_mode) and st.st_size > max_bytes:
+        raise InputError(
+            f"{path}: {safeload.mib(st.st_size)}, over the {safeload.mib(max_bytes)} input "
+            "limit; raise it with --max-input-mb"
+        )
 
 
-def _npy_from_bytes(data: bytes, name: str, source: str) -> Array:
+def _read_file(path: Path, max_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> bytes:
+    _check_readable(path, max_bytes)
     try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise InputError(
-                f"{source}: {name} is an object (pickled) array, which is never loaded"
-            ) from None
-        raise InputError(f"{source}: corrupt .npy file ({e})") from None
-    except (OSError, EOFError) as e:
-        raise InputError(f"{source}: corrupt or truncated .npy file ({e})") from None
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    if len(data) > max_bytes:  # a device or a file that grew: never read it all
+        raise InputError(
+            f"{path}: over the {safeload.mib(max_bytes)} input limit; raise it with --max-input-mb"
+        )
+    return data
+
+
+def _npy_from_bytes(
+    data: bytes, name: str, source: str, max_bytes: int = DEFAULT_MAX_INPUT_BYTES
+) -> Array:
+    arr = safeload.read_npy_bytes(data, name, source, max_bytes)
     return as_float_array(arr, name, source)
 
 
-def array_from_bytes(data: bytes, name: str, source: str) -> Array:
+def array_from_bytes(
+    data: bytes, name: str, source: str, max_bytes: int = DEFAULT_MAX_INPUT_BYTES
+) -> Array:
     """One array from the bytes of a .npy file or of JSON (a list, or an object holding it)."""
     if data.startswith(NPY_MAGIC):
-        return _npy_from_bytes(data, name, source)
+        return _npy_from_bytes(data, name, source, max_bytes)
     if data.startswith(ZIP_MAGIC):
         raise InputError(f"{source}: is a .npz archive; {name} takes a .npy or .json file")
     if not data.strip():
@@ -247,40 +280,30 @@ def array_from_bytes(data: bytes, name: str, source: str) -> Array:
     return json_to_array(obj, name, source)
 
 
-def load_array(path: Path, name: str) -> Array:
+def load_array(path: Path, name: str, max_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> Array:
     """Read ``name`` from a .npy or .json file."""
-    return array_from_bytes(_read_file(path), name, str(path))
+    return array_from_bytes(_read_file(path, max_bytes), name, str(path), max_bytes)
 
 
-def load_param_set(path: Path) -> ParamSet:
-    """Load a native params .npz (see README: file format), validated, never unpickling."""
+def load_param_set(path: Path, max_bytes: int = safeload.DEFAULT_MAX_BYTES) -> ParamSet:
+    """Load a native params .npz (see README: file format), validated, never unpickling.
+
+    Each array's header is checked (dtype, declared size against ``max_bytes`` and against
+    the bytes in the archive) before it is inflated: a zip bomb is refused, not expanded.
+    """
     source = str(path)
-    data = _read_file(path)  # one read: clear errors for missing files and directories
-    if data.startswith(NPY_MAGIC):
+    _check_readable(path)
+    with open(path, "rb") as f:
+        head = f.read(len(NPY_MAGIC))
+    if not head:
+        raise InputError(f"{source}: empty file, not a .npz archive")
+    if head.startswith(NPY_MAGIC):
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
-    try:
-        npz = np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError:
-        raise InputError(f"{source}: not a .npz archive") from None
-    except Exception as e:  # a corrupt archive can raise anything zipfile raises
-        raise InputError(f"{source}: not a readable .npz archive ({type(e).__name__})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise InputError(f"{source}: not a .npz archive")
-    with npz:
-        keys = set(npz.files)
+    with safeload.NpzReader(path, max_bytes) as npz:
+        keys = set(npz.names)
 
         def get(name: str) -> Array:
-            try:
-                raw = npz[name]
-            except ValueError as e:
-                if "allow_pickle" in str(e):
-                    raise InputError(
-                        f"{source}: {name} is an object (pickled) array, which is never loaded"
-                    ) from None
-                raise InputError(f"{source}: {name} is corrupt ({e})") from None
-            except Exception as e:
-                raise InputError(f"{source}: {name} is corrupt ({type(e).__name__})") from None
-            return as_float_array(raw, name, source)
+            return as_float_array(npz.read(name), name, source)
 
         missing = [k for k in PARAM_NAMES if k not in keys]
         if missing:
@@ -303,8 +326,8 @@ def load_param_set(path: Path) -> ParamSet:
             example = ExampleInputs(**ex)
         meta: dict[str, Any] = {}
         if "meta" in keys:
+            raw_meta = npz.read("meta")
             try:
-                raw_meta = npz["meta"]
                 if raw_meta.dtype.kind != "U" or raw_meta.ndim != 0:
                     raise ValueError
                 loaded = json.loads(str(raw_meta))
@@ -393,6 +416,16 @@ def save_param_set(path: Path, param_set: ParamSet, force: bool = False) -> None
     save_npz(path, arrays, force)
 
 
+def json_list(arr: Array) -> Any:
+    """An array as (nested) lists for JSON; values beyond the dtype's range (a pre-activation
+    that overflowed to +-inf) become null, since JSON has no Infinity."""
+    if np.isfinite(arr).all():
+        return arr.tolist()
+    obj = arr.astype(object)
+    obj[~np.isfinite(arr)] = None
+    return obj.tolist()
+
+
 def dumps(obj: Any) -> str:
     """Compact, strict JSON (no NaN/Infinity) on one line."""
     return json.dumps(obj, allow_nan=False, separators=(",", ":"))
@@ -413,8 +446,8 @@ def resolve_step_inputs(
     specs: Mapping[str, str | None],
     param_set: ParamSet,
     params_label: str,
-    stdin_reader: Callable[[], bytes] = read_stdin,
     stdin_piped: Callable[[], bool] = stdin_is_piped,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
 ) -> tuple[dict[str, Array], dict[str, str], list[str]]:
     """Find x_t, h_prev, c_prev for a step, per name: the explicit option (a path or ``-``),
     else the JSON object piped on stdin, else zeros for h_prev and c_prev. With no input at
@@ -426,6 +459,10 @@ def resolve_step_inputs(
     arrays: dict[str, Array] = {}
     sources: dict[str, str] = {}
     notes: list[str] = []
+
+    def stdin_reader() -> bytes:
+        return read_stdin(max_bytes)
+
     from_stdin = [n for n, s in specs.items() if s == STDIN]
     if len(from_stdin) > 1:
         raise InputError(f"only one input can come from stdin, got - for {', '.join(from_stdin)}")
@@ -433,10 +470,10 @@ def resolve_step_inputs(
         if spec is None:
             continue
         if spec == STDIN:
-            arrays[name] = array_from_bytes(stdin_reader(), name, "stdin")
+            arrays[name] = array_from_bytes(stdin_reader(), name, "stdin", max_bytes)
             sources[name] = "stdin"
         else:
-            arrays[name] = load_array(Path(spec), name)
+            arrays[name] = load_array(Path(spec), name, max_bytes)
             sources[name] = spec
     if not from_stdin and len(arrays) < len(specs) and stdin_piped():
         data = stdin_reader()
@@ -445,7 +482,7 @@ def resolve_step_inputs(
             if isinstance(obj, dict):
                 piped = inputs_from_json_object(obj, "stdin")
             else:  # a bare list or a .npy stream is x_t
-                piped = {"x_t": array_from_bytes(data, "x_t", "stdin")}
+                piped = {"x_t": array_from_bytes(data, "x_t", "stdin", max_bytes)}
             for name, arr in piped.items():
                 if name not in arrays:
                     arrays[name], sources[name] = arr, "stdin"

@@ -21,7 +21,7 @@ def assert_notebook(h_next, c_next) -> None:
 
 def notebook_arrays() -> dict[str, np.ndarray]:
     """The seed notebook's draws, written out here independently of lstm_cli.params."""
-    np.random.seed(42)  # the notebook's own (global) seeding, on purpose
+    np.random.seed(42)  # noqa: NPY002 (the notebook's own legacy, global seeding, on purpose)
     F, H = 10, 4
     out = {"x_t": np.random.randn(F), "h_prev": np.random.randn(H), "c_prev": np.random.randn(H)}
     for name in ("Wf", "Wi", "Wo", "Wc"):

@@ -34,6 +34,8 @@ def reference_step(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
         g = math.tanh(_affine(Wc, bc, u, j))
         c = f * float(c_prev[j]) + i * g
         h = o * math.tanh(c)
-        for key, value in zip(("i", "f", "o", "g", "c_next", "h_next"), (i, f, o, g, c, h)):
+        for key, value in zip(
+            ("i", "f", "o", "g", "c_next", "h_next"), (i, f, o, g, c, h), strict=True
+        ):
             out[key].append(value)
     return out

@@ -1,0 +1,134 @@
+"""Property-based fuzzing: the loaders and the CLI never fail with anything but a clean
+refusal. Loaders raise only InputError; the CLI exits 0, 1 or 2 with no traceback."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from lstm_cli.cli import app
+from lstm_cli.errors import InputError
+from lstm_cli.fileio import array_from_bytes, load_param_set, parse_json
+from tests.conftest import PARAMS_DIR
+
+runner = CliRunner()
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.sampled_from(["x_t", "x", "h", "c_prev", "zz"]), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+def ok_array(arr) -> None:
+    assert isinstance(arr, np.ndarray)
+    assert arr.dtype.kind == "f" and np.all(np.isfinite(arr))
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=json_values)
+def test_json_values_load_or_are_refused(value):
+    text = json.dumps(value)  # may contain NaN/Infinity: they must be refused
+    try:
+        ok_array(array_from_bytes(text.encode(), "x_t", "stdin"))
+    except InputError as e:
+        assert str(e).startswith("stdin: ")
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_arbitrary_bytes_load_or_are_refused(data):
+    try:
+        ok_array(array_from_bytes(data, "x_t", "stdin"))
+    except InputError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet='[]{}",:0123456789.eE+-NaInfity tuefalsx_', max_size=60))
+def test_json_like_text(text):
+    try:
+        parse_json(text, "f.json")
+    except InputError as e:
+        assert str(e).startswith("f.json: ")
+
+
+SEED42 = (PARAMS_DIR / "seed42.npz").read_bytes()
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.integers(0, len(SEED42)),
+    flips=st.lists(st.tuples(st.integers(0, len(SEED42) - 1), st.integers(1, 255)), max_size=6),
+)
+def test_damaged_params_files_are_refused_cleanly(tmp_path, cut, flips):
+    raw = bytearray(SEED42[:cut] if cut < len(SEED42) else SEED42)
+    for pos, mask in flips:
+        if pos < len(raw):
+            raw[pos] ^= mask
+    path = tmp_path / "p.npz"
+    path.write_bytes(bytes(raw))
+    try:
+        ps = load_param_set(path)
+    except InputError as e:
+        assert str(e).startswith(str(path))
+        return
+    for arr in ps.params.arrays().values():  # a flip that keeps the file valid
+        ok_array(arr)
+
+
+OPTION_VALUES = {
+    "--params": [str(PARAMS_DIR / "seed42.npz"), str(PARAMS_DIR / "x_t.npy"), "missing.npz", "."],
+    "--x": [str(PARAMS_DIR / "x_t.npy"), str(PARAMS_DIR / "inputs.json"), "-", "nope", "."],
+    "--h": [str(PARAMS_DIR / "h_prev.npy"), "-", str(PARAMS_DIR / "x_t.npy")],
+    "--c": [str(PARAMS_DIR / "c_prev.npy"), str(PARAMS_DIR / "inputs.json")],
+    "--dtype": ["float32", "float64", "float16", ""],
+    "--max-input-mb": ["1", "0", "-5", "x"],
+    "--out": ["out.npz", ".", "no/dir/x.npz"],
+    "--n-features": ["3", "0", "abc"],
+    "--n-hidden": ["2", "-1"],
+    "--seed": ["0", "42", "-1", "99999999999"],
+    "--scheme": ["notebook", "pytorch", "keras", "bogus"],
+}
+FLAGS = ["--json", "--pretty", "--force", "--help"]
+
+
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    command=st.sampled_from(["step", "init", "bogus", ""]),
+    options=st.lists(st.sampled_from(sorted(OPTION_VALUES)), max_size=4),
+    flags=st.lists(st.sampled_from(FLAGS), max_size=2),
+    picks=st.lists(st.integers(0, 10), min_size=4, max_size=4),
+    stdin=st.sampled_from(["", "[1, 2]", '{"x": [0,0,0,0,0,0,0,0,0,0]}', "{", "NaN"]),
+)
+def test_random_command_lines_never_crash(
+    tmp_path, monkeypatch, command, options, flags, picks, stdin
+):
+    monkeypatch.chdir(tmp_path)
+    args = [command] if command else []
+    for k, opt in enumerate(options):
+        values = OPTION_VALUES[opt]
+        args += [opt, values[picks[k] % len(values)]]
+    args += flags
+    result = runner.invoke(app, args, input=stdin)
+    assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        args,
+        repr(result.exception),
+    )
+    assert "Traceback" not in result.output
+    for leftover in tmp_path.iterdir():  # only complete outputs are ever left
+        if leftover.is_file():
+            assert zipfile.is_zipfile(leftover), leftover

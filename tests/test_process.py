@@ -1,0 +1,158 @@
+"""The CLI as a real process: killed mid-write, interrupted, piped into `head`, run with
+NO_COLOR / TERM=dumb / COLUMNS=20, and given a terminal on stdin."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import PARAMS_DIR, ROOT
+
+LSTM = [sys.executable, "-m", "lstm_cli"]
+# about 216 MB of weights: a second or two of drawing and writing to interrupt
+BIG_INIT = ["init", "--n-features", "3000", "--n-hidden", "1500", "--force", "--json"]
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+
+
+def seed_of(path: Path) -> int:
+    with np.load(path, allow_pickle=False) as npz:
+        _ = npz["Wc"].sum(), npz["bc"].sum()  # every array is complete and readable
+        return int(json.loads(str(npz["meta"]))["seed"])
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.5, 0.8, 1.1, 1.5])
+def test_killed_mid_write_leaves_old_or_new_file_never_a_torn_one(tmp_path, delay):
+    out = tmp_path / "p.npz"
+    subprocess.run(
+        [*LSTM, "init", "--seed", "1", "--out", str(out)],
+        check=True,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    proc = subprocess.Popen(
+        [*LSTM, *BIG_INIT, "--seed", "2", "--out", str(out)],
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert seed_of(out) in (1, 2)  # the old file or the new one, complete
+    visible = [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert visible == ["p.npz"]
+
+
+def test_ctrl_c_exits_130_and_cleans_up(tmp_path):
+    out = tmp_path / "p.npz"
+    proc = subprocess.Popen(
+        [*LSTM, *BIG_INIT, "--seed", "2", "--out", str(out)],
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.6)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Interrupted." in stderr
+    assert "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []  # no temp file, no partial output
+
+
+def test_broken_pipe_exits_quietly(tmp_path):
+    xs = np.random.default_rng(0).standard_normal((20000, 10))
+    np.save(tmp_path / "xs.npy", xs)  # a batch: megabytes of JSON out
+    cmd = f"{sys.executable} -m lstm_cli step --x {tmp_path / 'xs.npy'} | head -c 10"
+    proc = subprocess.run(
+        ["bash", "-c", "set -o pipefail; " + cmd],
+        capture_output=True,
+        text=True,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert len(proc.stdout) == 10
+    assert proc.stderr == "", proc.stderr  # no traceback, no "Exception ignored"
+    assert proc.returncode in (0, 1)
+
+
+CLI_CASES = [
+    (["step"], 0),
+    (["step", "--pretty"], 0),
+    (["step", "--pretty", "--x", str(PARAMS_DIR / "inputs.json")], 0),
+    (["step", "--params", str(PARAMS_DIR / "seed42.npz"), "--x", str(PARAMS_DIR / "x_t.npy")], 0),
+    (["init", "--pretty", "--seed", "3", "--out", "{tmp}/p.npz"], 0),
+    (["step", "--params", "missing.npz"], 2),
+    (["step", "--x", str(PARAMS_DIR / "seed42.npz")], 2),
+    (["step", "--bogus"], 2),
+    (["--help"], 0),
+    (["step", "--help"], 0),
+]
+
+
+@pytest.mark.parametrize(
+    "extra_env",
+    [{"NO_COLOR": "1"}, {"TERM": "dumb"}, {"COLUMNS": "20"}, {"COLUMNS": "20", "TERM": "dumb"}],
+    ids=["NO_COLOR", "TERM=dumb", "COLUMNS=20", "both"],
+)
+def test_hostile_terminal_settings(tmp_path, extra_env):
+    for args, code in CLI_CASES:
+        args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+        proc = subprocess.run(
+            [*LSTM, *args],
+            capture_output=True,
+            text=True,
+            env=env(**extra_env),
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+        assert proc.returncode == code, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr + proc.stdout, args
+        assert "\x1b[" not in proc.stdout or "NO_COLOR" not in extra_env, args
+        (tmp_path / "p.npz").unlink(missing_ok=True)
+
+
+def run_with_tty_stdin(args: list[str], timeout: float = 20) -> tuple[int, str]:
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [*LSTM, *args],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            env=env(),
+            timeout=timeout,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    return proc.returncode, proc.stderr
+
+
+def test_terminal_on_stdin_when_input_is_needed_exits_at_once():
+    start = time.monotonic()
+    code, stderr = run_with_tty_stdin(["step", "--x", "-"])
+    assert code == 2
+    assert "stdin: is a terminal" in stderr
+    assert time.monotonic() - start < 15  # did not wait for typing
+
+
+def test_terminal_on_stdin_is_not_read_when_not_needed():
+    code, stderr = run_with_tty_stdin(["step", "--json"])
+    assert code == 0, stderr
