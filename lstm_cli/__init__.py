@@ -11,6 +11,8 @@ The library in one screen::
     seq = run_sequence(cell.params, xs)            # xs (T, F) or (T, B, F): seq.h_next, ...
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .core import StepResult, lstm_step, lstm_step_detailed, sigmoid
 from .params import (
     ExampleInputs,
@@ -23,7 +25,21 @@ from .params import (
     to_keras,
     to_pytorch,
 )
-from .sequence import SequenceChunk, SequenceResult, iter_sequence, run_sequence
+
+if TYPE_CHECKING:
+    from .sequence import SequenceChunk, SequenceResult, iter_sequence, run_sequence
+
+_LAZY = {"SequenceChunk", "SequenceResult", "iter_sequence", "run_sequence"}
+
+
+def __getattr__(name: str) -> Any:
+    """The sequence API is imported on first use: ``lstm-cell step`` never pays for it."""
+    if name in _LAZY:
+        from . import sequence
+
+        return getattr(sequence, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ExampleInputs",

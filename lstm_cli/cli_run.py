@@ -14,11 +14,20 @@ import numpy as np
 import typer
 
 from . import fileio
-from .cli import DType, ForceOpt, JsonOpt, PrettyOpt, _use_pretty, _write_stdout, app
+from .cli import (
+    DEFAULT_MAX_INPUT_MB,
+    DType,
+    ForceOpt,
+    JsonOpt,
+    MaxInputOpt,
+    PrettyOpt,
+    _use_pretty,
+    _write_stdout,
+    app,
+)
 from .core import Array
 from .errors import InputError
-from .params import NOTEBOOK_SEED, ParamSet, notebook_default
-from .sequence import GATE_NAMES, default_chunk_steps, iter_sequence
+from .params import NOTEBOOK_SEED, LSTMParams, ParamSet, notebook_default
 
 PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
 
@@ -68,9 +77,7 @@ def run(
     ] = None,
     batch_first: Annotated[
         bool,
-        typer.Option(
-            "--batch-first", help="A 3-D xs is (B, T, F), and saved sequences (B, T, H)."
-        ),
+        typer.Option("--batch-first", help="A 3-D xs is (B, T, F), and saved sequences (B, T, H)."),
     ] = False,
     dtype: Annotated[DType, typer.Option(help="Compute in this dtype.")] = DType.float64,
     out: Annotated[
@@ -84,11 +91,10 @@ def run(
     ] = False,
     chunk_steps: Annotated[
         int | None,
-        typer.Option(
-            min=1, help="Steps read and projected at once. Default: about 4 MiB of work."
-        ),
+        typer.Option(min=1, help="Steps read and projected at once. Default: about 4 MiB of work."),
     ] = None,
     force: ForceOpt = False,
+    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
 ) -> None:
@@ -103,7 +109,10 @@ def run(
         echo '{"xs": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]}'
         | lstm-cell run | jq .h_next
     """
+    from .sequence import GATE_NAMES, default_chunk_steps, iter_sequence  # only when run
+
     use_pretty = _use_pretty(json_, pretty)
+    max_bytes = max_input_mb << 20
     if gates and out is None:
         raise typer.BadParameter("saves the gate sequences, so it needs --out PATH.npz", None,
                                  param_hint="--gates")  # fmt: skip
@@ -113,12 +122,26 @@ def run(
     if params is None:
         param_set, params_label = notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
     else:
-        param_set, params_label = fileio.load_param_set(params), str(params)
-    cell = param_set.params
+        param_set, params_label = fileio.load_param_set(params, max_bytes), str(params)
+    cell = LSTMParams(
+        **{
+            k: fileio.cast_checked(v, dtype.value, k, params_label)
+            for k, v in param_set.params.arrays().items()
+        }
+    )
     H, F = cell.n_hidden, cell.n_features
     inputs, T, B = fileio.resolve_run_inputs(
-        xs, {"h_prev": h, "c_prev": c}, F, H, params_label, batch_first
+        xs, {"h_prev": h, "c_prev": c}, F, H, params_label, batch_first, max_bytes=max_bytes
     )
+    states = {
+        k: fileio.cast_checked(v, dtype.value, k, inputs.sources[k])
+        for k, v in inputs.states.items()
+    }
+
+    def chunks(steps: int) -> Iterator[Array]:  # each chunk in dtype, refusing overflow
+        for chunk in inputs.xs.chunks(steps, batch_first):
+            yield fileio.cast_checked(chunk, dtype.value, "xs", inputs.sources["xs"])
+
     keep = out is not None
     bins = None
     width = 80
@@ -133,8 +156,7 @@ def run(
     h_next = c_next = None
     with closing(inputs.xs), _progress(T) as advance:
         for part in iter_sequence(
-            cell, inputs.xs.chunks(steps, batch_first),
-            inputs.states.get("h_prev"), inputs.states.get("c_prev"),
+            cell, chunks(steps), states.get("h_prev"), states.get("c_prev"),
             dtype=dtype.value, return_sequences=keep or bins is not None,
             return_gates=gates, chunk_steps=steps,
         ):  # fmt: skip

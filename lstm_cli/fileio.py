@@ -570,25 +570,20 @@ class NpyStream:
     are refused from the header). ``shape`` and ``dtype`` are the stored array's.
     """
 
-    def __init__(self, f: IO[bytes] | _Prefixed, name: str, source: str, seekable: bool) -> None:
-        from numpy.lib import format as npformat
-
+    def __init__(
+        self,
+        f: IO[bytes] | _Prefixed,
+        name: str,
+        source: str,
+        seekable: bool,
+        max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+    ) -> None:
         self.f, self.name, self.source, self.seekable = f, name, source, seekable
-        try:
-            version = npformat.read_magic(f)
-            if version == (1, 0):
-                header = npformat.read_array_header_1_0(f)
-            elif version == (2, 0):
-                header = npformat.read_array_header_2_0(f)
-            else:
-                raise InputError(f"{source}: .npy format version {version} is not supported")
-        except InputError:
-            raise
-        except Exception as e:  # numpy raises ValueError/EOFError/... for a bad header
-            raise InputError(f"{source}: corrupt .npy header ({e})") from None
-        self.shape: tuple[int, ...] = tuple(int(d) for d in header[0])
-        self.fortran_order: bool = bool(header[1])
-        self.dtype: np.dtype[Any] = np.dtype(header[2])
+        self.max_bytes = max_bytes  # only for what cannot be streamed (see _load_into_memory)
+        shape, fortran_order, dtype = safeload.read_npy_header(f, name, source)  # type: ignore[arg-type]
+        self.shape: tuple[int, ...] = tuple(int(d) for d in shape)
+        self.fortran_order: bool = bool(fortran_order)
+        self.dtype: np.dtype[Any] = np.dtype(dtype)
         _stream_dtype_ok(self.dtype, name, source)
         self.offset = f.tell() if seekable else 0  # type: ignore[union-attr]
         self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
@@ -615,10 +610,11 @@ class NpyStream:
 
     def _load_into_memory(self) -> None:
         """A pipe cannot seek: read the whole (capped) payload when chunks are not contiguous."""
-        if self.nbytes > MAX_STDIN_BYTES:
+        if self.nbytes > self.max_bytes:
             raise InputError(
-                f"{self.source}: a batch-first or Fortran-order {self.name} can only be streamed "
-                f"from a file; more than {MAX_STDIN_BYTES} bytes from a pipe is refused"
+                f"{self.source}: a batch-first or Fortran-order {self.name} is streamed only "
+                f"from a file; from a pipe it is read whole, and {safeload.mib(self.nbytes)} is "
+                f"over the {safeload.mib(self.max_bytes)} input limit (--max-input-mb)"
             )
         data = bytearray(self.nbytes)
         self._read_exactly(memoryview(data))
@@ -715,8 +711,11 @@ def _sequence_from_json(obj: Any, source: str) -> dict[str, Array]:
     return out
 
 
-def _open_sequence(spec: str) -> tuple[NpyStream | ArraySequence, dict[str, Array], str]:
-    """xs from a path or ``-`` (stdin): a .npy stream, or JSON (a list, or an object)."""
+def _open_sequence(
+    spec: str, max_bytes: int = DEFAULT_MAX_INPUT_BYTES
+) -> tuple[NpyStream | ArraySequence, dict[str, Array], str]:
+    """xs from a path or ``-`` (stdin): a .npy stream (any length), or JSON (a list, or an
+    object with xs, h_prev, c_prev) of at most ``max_bytes``."""
     if spec == STDIN:
         stdin = sys.stdin
         if stdin is None or stdin.closed:
@@ -726,36 +725,33 @@ def _open_sequence(spec: str) -> tuple[NpyStream | ArraySequence, dict[str, Arra
         raw = stdin.buffer
         head = raw.read(len(NPY_MAGIC))
         if head == NPY_MAGIC:
-            return NpyStream(_Prefixed(head, raw), "xs", "stdin", seekable=False), {}, "stdin"
-        rest = raw.read(MAX_STDIN_BYTES + 1 - len(head))
-        data = head + rest
-        if len(data) > MAX_STDIN_BYTES:
-            raise InputError(f"stdin: more than {MAX_STDIN_BYTES} bytes of JSON, refusing it")
+            stream = NpyStream(_Prefixed(head, raw), "xs", "stdin", False, max_bytes)
+            return stream, {}, "stdin"
+        data = head + raw.read(max_bytes + 1 - len(head))
+        if len(data) > max_bytes:
+            raise InputError(
+                f"stdin: more than {safeload.mib(max_bytes)} of JSON, over the input limit; "
+                "raise it with --max-input-mb, or pipe a .npy file (streamed)"
+            )
         source = "stdin"
     else:
         path = Path(spec)
         source = spec
+        _check_readable(path)
         try:
-            if path.is_dir():
-                raise InputError(f"{path}: is a directory, expected a file")
-            f = open(path, "rb")  # noqa: SIM115 (owned by the NpyStream, closed by the caller)
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except PermissionError:
-            raise InputError(f"{path}: permission denied") from None
+            f = open(path, "rb")  # noqa: SIM115 (a stream owns it; closed by the caller)
         except OSError as e:
             raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
         head = f.read(len(NPY_MAGIC))
+        f.seek(0)
         if head == NPY_MAGIC:
-            f.seek(0)
             try:
-                return NpyStream(f, "xs", source, seekable=True), {}, source
+                return NpyStream(f, "xs", source, True, max_bytes), {}, source
             except BaseException:
                 f.close()
                 raise
-        with f:
-            f.seek(0)
-            data = f.read()
+        f.close()
+        data = _read_file(path, max_bytes)
     if data.startswith(ZIP_MAGIC):
         raise InputError(f"{source}: is a .npz archive; xs takes a .npy or .json file")
     if not data.strip():
@@ -773,12 +769,14 @@ def resolve_run_inputs(
     params_label: str,
     batch_first: bool = False,
     stdin_piped: Callable[[], bool] = stdin_is_piped,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
 ) -> tuple[SequenceInputs, int, int | None]:
     """Open xs (``--xs`` path or ``-``, else piped stdin) and read h_prev, c_prev: the option,
     else the JSON object xs came in, else zeros (left out of the result).
 
     Shapes are checked against the cell before any step is run. Returns (inputs, T, B), with
-    B None for an unbatched (T, F) xs. The caller closes ``inputs.xs``.
+    B None for an unbatched (T, F) xs. The caller closes ``inputs.xs``. ``max_bytes`` caps
+    JSON, stdin and the state arrays; a .npy xs is streamed and may be of any length.
     """
     from_stdin = [n for n, s in {"xs": xs_spec, **state_specs}.items() if s == STDIN]
     if len(from_stdin) > 1:
@@ -790,16 +788,16 @@ def resolve_run_inputs(
                 '{"xs": [...]} or a .npy file on stdin'
             )
         xs_spec = STDIN
-    xs, states, xs_source = _open_sequence(xs_spec)
+    xs, states, xs_source = _open_sequence(xs_spec, max_bytes)
     try:
         sources = {"xs": xs_source, **{k: xs_source for k in states}}
         for name, spec in state_specs.items():
             if spec is None:
                 continue
             if spec == STDIN:
-                states[name] = array_from_bytes(read_stdin(), name, "stdin")
+                states[name] = array_from_bytes(read_stdin(max_bytes), name, "stdin", max_bytes)
             else:
-                states[name] = load_array(Path(spec), name)
+                states[name] = load_array(Path(spec), name, max_bytes)
             sources[name] = "stdin" if spec == STDIN else spec
         F, H = n_features, n_hidden
         shape = xs.shape
