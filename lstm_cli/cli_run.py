@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -30,6 +30,9 @@ from .errors import InputError
 from .params import NOTEBOOK_SEED, LSTMParams, ParamSet, notebook_default
 
 PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
+
+if TYPE_CHECKING:
+    from .render import TimeBins
 
 
 @contextmanager
@@ -53,6 +56,60 @@ def _check_out(out: Path, force: bool) -> None:
         raise InputError(f"{out}: already exists; pass --force to overwrite it")
     if not out.parent.is_dir():
         raise InputError(f"{out}: folder {out.parent} does not exist")
+
+
+def _run_steps(
+    cell: LSTMParams,
+    xs: fileio.NpyStream | fileio.ArraySequence,
+    states: dict[str, Array],
+    T: int,
+    B: int | None,
+    batch_first: bool,
+    dtype: str,
+    xs_source: str,
+    chunk_steps: int | None,
+    keep: bool,
+    gates: bool,
+    pretty: bool,
+) -> tuple[Array, Array, dict[str, list[Array]], TimeBins | None, int]:
+    """Step through xs chunk by chunk: (h_next, c_next, the kept sequences, heatmap bins,
+    console width). Memory stays flat unless ``keep``."""
+    from .sequence import GATE_NAMES, default_chunk_steps, iter_sequence  # only when run
+
+    H = cell.n_hidden
+
+    def chunks(steps: int) -> Iterator[Array]:  # each chunk in dtype, refusing overflow
+        for chunk in xs.chunks(steps, batch_first):
+            yield fileio.cast_checked(chunk, dtype, "xs", xs_source)
+
+    bins = None
+    width = 80
+    if pretty:
+        from .render import HEATMAP_MAX_FULL_STEPS, TimeBins, console_width
+
+        width = console_width()  # a column per step up to a few hundred, else bins of steps
+        n_cols = T if T <= HEATMAP_MAX_FULL_STEPS else max(10, width - 12)
+        bins = TimeBins(T, H, n_cols)
+    steps = chunk_steps or default_chunk_steps(H, B or 1, dtype)
+    kept: dict[str, list[Array]] = {"h_seq": [], "c_seq": [], **{g: [] for g in GATE_NAMES}}
+    h_next = c_next = None
+    with _progress(T) as advance:
+        for part in iter_sequence(
+            cell, chunks(steps), states.get("h_prev"), states.get("c_prev"),
+            dtype=dtype, return_sequences=keep or bins is not None,
+            return_gates=gates, chunk_steps=steps,
+        ):  # fmt: skip
+            if keep and part.h_seq is not None and part.c_seq is not None:
+                kept["h_seq"].append(part.h_seq)
+                kept["c_seq"].append(part.c_seq)
+                for g, a in (part.gates or {}).items():
+                    kept[g].append(a)
+            if bins is not None and part.h_seq is not None:
+                bins.add(part.start, part.h_seq if B is None else part.h_seq[:, 0])
+            h_next, c_next = part.h_next, part.c_next
+            advance(part.n_steps)
+    assert h_next is not None and c_next is not None  # T >= 1, checked with the inputs
+    return h_next, c_next, kept, bins, width
 
 
 @app.command()
@@ -109,8 +166,6 @@ def run(
         echo '{"xs": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]}'
         | lstm-cell run | jq .h_next
     """
-    from .sequence import GATE_NAMES, default_chunk_steps, iter_sequence  # only when run
-
     use_pretty = _use_pretty(json_, pretty)
     max_bytes = max_input_mb << 20
     if gates and out is None:
@@ -133,43 +188,16 @@ def run(
     inputs, T, B = fileio.resolve_run_inputs(
         xs, {"h_prev": h, "c_prev": c}, F, H, params_label, batch_first, max_bytes=max_bytes
     )
-    states = {
-        k: fileio.cast_checked(v, dtype.value, k, inputs.sources[k])
-        for k, v in inputs.states.items()
-    }
+    with closing(inputs.xs):  # closed on every way out, errors and Ctrl-C included
+        states = {
+            k: fileio.cast_checked(v, dtype.value, k, inputs.sources[k])
+            for k, v in inputs.states.items()
+        }
+        h_next, c_next, kept, bins, width = _run_steps(
+            cell, inputs.xs, states, T, B, batch_first, dtype.value, inputs.sources["xs"],
+            chunk_steps, keep=out is not None, gates=gates, pretty=use_pretty,
+        )  # fmt: skip
 
-    def chunks(steps: int) -> Iterator[Array]:  # each chunk in dtype, refusing overflow
-        for chunk in inputs.xs.chunks(steps, batch_first):
-            yield fileio.cast_checked(chunk, dtype.value, "xs", inputs.sources["xs"])
-
-    keep = out is not None
-    bins = None
-    width = 80
-    if use_pretty:
-        from .render import TimeBins, console_width
-
-        width = console_width()
-        n_cols = T if T <= 400 else max(10, width - 12)
-        bins = TimeBins(T, H, n_cols)
-    steps = chunk_steps or default_chunk_steps(H, B or 1, dtype.value)
-    kept: dict[str, list[Array]] = {"h_seq": [], "c_seq": [], **{g: [] for g in GATE_NAMES}}
-    h_next = c_next = None
-    with closing(inputs.xs), _progress(T) as advance:
-        for part in iter_sequence(
-            cell, chunks(steps), states.get("h_prev"), states.get("c_prev"),
-            dtype=dtype.value, return_sequences=keep or bins is not None,
-            return_gates=gates, chunk_steps=steps,
-        ):  # fmt: skip
-            if keep and part.h_seq is not None and part.c_seq is not None:
-                kept["h_seq"].append(part.h_seq)
-                kept["c_seq"].append(part.c_seq)
-                for g, a in (part.gates or {}).items():
-                    kept[g].append(a)
-            if bins is not None and part.h_seq is not None:
-                bins.add(part.start, part.h_seq if B is None else part.h_seq[:, 0])
-            h_next, c_next = part.h_next, part.c_next
-            advance(part.n_steps)
-    assert h_next is not None and c_next is not None  # T >= 1, checked with the inputs
     if not (np.all(np.isfinite(h_next)) and np.all(np.isfinite(c_next))):
         raise InputError(
             f"the result overflowed {dtype.value} (c_next is not finite): inputs too large",
@@ -191,7 +219,9 @@ def run(
     if use_pretty:
         from .render import ShapeRow, print_view, run_view
 
-        rows = [ShapeRow(k, tuple(v), dtype.value, sources.get(k, "")) for k, v in shapes.items()]
+        rows = [
+            ShapeRow(k, tuple(v), dtype.value, sources.get(k, "result")) for k, v in shapes.items()
+        ]
         notes = [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
         print_view(run_view(rows, h_next, c_next, bins, width, notes))
         return
