@@ -137,6 +137,30 @@ def bench_case(T, B, F, H, dtype, repeat):
     return row
 
 
+def gemm_floor(T, B, F, H, dtype, repeat):
+    """µs per step of the matrix products alone, as the core does them (no activations):
+    the recurrent (4H, H) x (H, B) product and the step's share of the chunk projection."""
+    from lstm_cli.sequence import FusedCell, default_chunk_steps
+
+    rng = np.random.default_rng(0)
+    cell = FusedCell.from_params(init_params(F, H, seed=0, scheme="pytorch").params, dtype)
+    n = min(default_chunk_steps(H, B, dtype), T)
+    x = rng.standard_normal((n, B, F)).astype(dtype)
+    h = rng.standard_normal((H, B)).astype(dtype)
+    z, xproj = np.empty((4 * H, B), dtype), np.empty((n, 4 * H, B), dtype)
+
+    def recurrent():
+        for _ in range(n):
+            np.dot(cell.W_h, h, out=z)
+
+    def projection():
+        np.matmul(cell.W_x, x.transpose(0, 2, 1), out=xproj)
+
+    rec, _ = best_of(recurrent, repeat)
+    proj, _ = best_of(projection, repeat)
+    return rec / n * 1e6, proj / n * 1e6
+
+
 def fmt_ms(s: float | None) -> str:
     return "n/a" if s is None else f"{s * 1e3:,.1f} ms"
 
@@ -281,11 +305,14 @@ def main() -> None:
         "| seed / torch | µs/step core, torch | max abs diff vs torch |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    torch_step_us: dict[tuple[int, int, str], float] = {}
     for dtype in ("float32", "float64"):
         for T, B, F, H in CASES:
             T = QUICK_T[T] if args.quick else T
             r = bench_case(T, B, F, H, dtype, args.repeat)
             tt = r.get("torch")
+            if tt:
+                torch_step_us[(T, B, dtype)] = tt / T * 1e6
             ratio = f"**{r['core'] / tt:.2f}x**" if tt else "n/a"
             seed_ratio = f"{r['seed'] / tt:.1f}x" if tt else "n/a"
             per_step = f"{r['core'] / r['T'] * 1e6:.2f}, " + (
@@ -298,6 +325,15 @@ def main() -> None:
                 f"| {diff} |",
                 flush=True,
             )
+    print("\n## The matrix products alone (µs per step, batched cases)\n")
+    print("| case | dtype | recurrent product | input projection | sum | torch's whole step |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for dtype in ("float32", "float64"):
+        for T, B, F, H in CASES[1:]:
+            rec, proj = gemm_floor(T, B, F, H, dtype, args.repeat)
+            tt = torch_step_us.get((T, B, dtype))
+            print(f"| T={T}, B={B}, F={F}, H={H} | {dtype} | {rec:.0f} | {proj:.0f} "
+                  f"| {rec + proj:.0f} | {'n/a' if tt is None else f'{tt:.0f}'} |")  # fmt: skip
     if not args.skip_cli:
         startup(args.startup_runs)
         rss(args.quick)
