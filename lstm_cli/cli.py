@@ -256,7 +256,9 @@ def step(
     _write_stdout(fileio.dumps(payload))
 
 
-from . import cli_learn  # noqa: E402,F401  (grad, vectors, check)
+# The other commands register themselves on ``app`` when imported.
+from . import cli_learn  # noqa: E402,F401,I001  (grad, vectors, check)
+from . import cli_run  # noqa: E402,F401  (run)
 
 
 def main() -> None:
