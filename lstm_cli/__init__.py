@@ -8,7 +8,10 @@ The library in one screen::
     cell = notebook_default()                     # the seed notebook's cell and inputs
     r = cell.params.step(**cell.example.arrays())  # StepResult: every intermediate
     r.i_t, r.f_t, r.o_t, r.c_t_candidate, r.c_next, r.h_next
+    seq = run_sequence(cell.params, xs)            # xs (T, F) or (T, B, F): seq.h_next, ...
 """
+
+from typing import TYPE_CHECKING, Any
 
 from .core import StepResult, lstm_step, lstm_step_detailed, sigmoid
 from .layouts import export_arrays, from_onnx, to_onnx
@@ -24,19 +27,38 @@ from .params import (
     to_pytorch,
 )
 
+if TYPE_CHECKING:
+    from .sequence import SequenceChunk, SequenceResult, iter_sequence, run_sequence
+
+_LAZY = {"SequenceChunk", "SequenceResult", "iter_sequence", "run_sequence"}
+
+
+def __getattr__(name: str) -> Any:
+    """The sequence API is imported on first use: ``lstm-cell step`` never pays for it."""
+    if name in _LAZY:
+        from . import sequence
+
+        return getattr(sequence, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ExampleInputs",
     "LSTMParams",
     "ParamSet",
+    "SequenceChunk",
+    "SequenceResult",
     "StepResult",
     "export_arrays",
     "from_onnx",
     "from_keras",
     "from_pytorch",
     "init_params",
+    "iter_sequence",
     "lstm_step",
     "lstm_step_detailed",
     "notebook_default",
+    "run_sequence",
     "sigmoid",
     "to_keras",
     "to_onnx",

@@ -349,8 +349,8 @@ def _describe_variant(cell: Any) -> str:
     return "ONNX variant: " + ", ".join(parts) + "."
 
 
-# Commands in their own modules register themselves on ``app``: convert; grad, vectors, check.
-from . import cli_convert, cli_learn  # noqa: E402,F401
+# The other commands register themselves on ``app`` when imported.
+from . import cli_convert, cli_learn, cli_run  # noqa: E402,F401  (convert; grad, vectors, check; run)
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -745,3 +746,311 @@ def resolve_step_inputs(
                 f"(H = {H} from {params_label})"
             )
     return arrays, sources, notes
+
+
+# --------------------------------------------------------------------------- sequence inputs
+#
+# ``lstm-cell run`` reads xs of shape (T, F), (T, B, F) or, batch first, (B, T, F). A .npy file
+# is never loaded whole: its header is parsed here and the data read in chunks of steps with
+# ``readinto`` into one reused buffer, so memory stays flat however long the sequence. JSON is
+# small by nature and is parsed whole.
+
+SEQUENCE_ALIASES = {
+    "xs": "xs",
+    "h_prev": "h_prev",
+    "h": "h_prev",
+    "c_prev": "c_prev",
+    "c": "c_prev",
+}
+
+
+class _Prefixed:
+    """A binary stream with ``prefix`` (bytes already read from it) put back in front."""
+
+    def __init__(self, prefix: bytes, raw: IO[bytes]) -> None:
+        self.prefix, self.raw = prefix, raw
+
+    def read(self, n: int = -1) -> bytes:
+        head, self.prefix = (self.prefix, b"") if n < 0 else (self.prefix[:n], self.prefix[n:])
+        rest = self.raw.read(-1 if n < 0 else n - len(head)) if n < 0 or len(head) < n else b""
+        return head + rest
+
+    def readinto(self, buf: memoryview) -> int:
+        if self.prefix:
+            k = min(len(self.prefix), len(buf))
+            buf[:k] = self.prefix[:k]
+            self.prefix = self.prefix[k:]
+            return k
+        return self.raw.readinto(buf)  # type: ignore[attr-defined]
+
+
+def _stream_dtype_ok(dtype: np.dtype[Any], name: str, source: str) -> None:
+    """Refuse what :func:`as_float_array` refuses, from the header alone (before any data)."""
+    if dtype.kind not in "fiu" or dtype.fields is not None or dtype.subdtype is not None:
+        what = {"b": "boolean", "c": "complex", "O": "object (pickled)", "V": "structured"}
+        desc = what.get(dtype.kind, "non-numeric")
+        raise InputError(f"{source}: {name} has {desc} dtype {dtype}, expected real numbers")
+
+
+class NpyStream:
+    """A .npy array read in chunks along its time axis, never all at once.
+
+    The header is parsed with :mod:`numpy.lib.format` (``allow_pickle`` never: object dtypes
+    are refused from the header). ``shape`` and ``dtype`` are the stored array's.
+    """
+
+    def __init__(
+        self,
+        f: IO[bytes] | _Prefixed,
+        name: str,
+        source: str,
+        seekable: bool,
+        max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+    ) -> None:
+        self.f, self.name, self.source, self.seekable = f, name, source, seekable
+        self.max_bytes = max_bytes  # only for what cannot be streamed (see _load_into_memory)
+        shape, fortran_order, dtype = safeload.read_npy_header(f, name, source)  # type: ignore[arg-type]
+        self.shape: tuple[int, ...] = tuple(int(d) for d in shape)
+        self.fortran_order: bool = bool(fortran_order)
+        self.dtype: np.dtype[Any] = np.dtype(dtype)
+        _stream_dtype_ok(self.dtype, name, source)
+        self.offset = f.tell() if seekable else 0  # type: ignore[union-attr]
+        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        if seekable:
+            size = os.fstat(f.fileno()).st_size  # type: ignore[union-attr]
+            if size < self.offset + self.nbytes:
+                raise InputError(
+                    f"{source}: truncated .npy file: {name} {self.shape} needs "
+                    f"{self.nbytes} bytes of data, the file holds {max(size - self.offset, 0)}"
+                )
+
+    def close(self) -> None:
+        close = getattr(self.f, "close", None)
+        if self.seekable and close is not None:
+            close()
+
+    def _read_exactly(self, view: memoryview) -> None:
+        got = 0
+        while got < len(view):
+            k = self.f.readinto(view[got:])  # type: ignore[union-attr]
+            if not k:
+                raise InputError(f"{self.source}: truncated .npy data: {self.name} ends early")
+            got += k
+
+    def _load_into_memory(self) -> None:
+        """A pipe cannot seek: read the whole (capped) payload when chunks are not contiguous."""
+        if self.nbytes > self.max_bytes:
+            raise InputError(
+                f"{self.source}: a batch-first or Fortran-order {self.name} is streamed only "
+                f"from a file; from a pipe it is read whole, and {safeload.mib(self.nbytes)} is "
+                f"over the {safeload.mib(self.max_bytes)} input limit (--max-input-mb)"
+            )
+        data = bytearray(self.nbytes)
+        self._read_exactly(memoryview(data))
+        self.f, self.offset, self.seekable = io.BytesIO(data), 0, True
+
+    def chunks(self, steps: int, batch_first: bool) -> Iterator[Array]:
+        """Yield consecutive (n, F) or (n, B, F) float arrays, time first, ``n <= steps``.
+
+        The time axis is 0, or 1 with ``batch_first`` for a 3-D array. Each chunk is checked
+        (finite numbers only) and cast to float64 if stored as integers. A yielded chunk may
+        share memory with the next read: use it before asking for the next.
+        """
+        ndim = len(self.shape)
+        t_axis = 1 if (batch_first and ndim == 3) else 0
+        # The file's bytes in C order: a Fortran-order array is stored as its transpose.
+        c_shape = self.shape[::-1] if self.fortran_order else self.shape
+        k = ndim - 1 - t_axis if self.fortran_order else t_axis  # time axis within c_shape
+        outer = int(np.prod(c_shape[:k], dtype=np.int64))
+        inner = int(np.prod(c_shape[k + 1 :], dtype=np.int64))
+        T, item = self.shape[t_axis], self.dtype.itemsize
+        if outer > 1 and not self.seekable:
+            self._load_into_memory()
+        steps = max(1, min(steps, T))
+        buf = bytearray(steps * outer * inner * item)
+        for t0 in range(0, T, steps):
+            n = min(steps, T - t0)
+            block = n * inner * item
+            view = memoryview(buf)[: outer * block]
+            for j in range(outer):
+                if outer > 1 or self.seekable:
+                    self.f.seek(self.offset + (j * T + t0) * inner * item)  # type: ignore[union-attr]
+                self._read_exactly(view[j * block : (j + 1) * block])
+            stored = c_shape[:k] + (n,) + c_shape[k + 1 :]
+            arr = np.frombuffer(view, dtype=self.dtype).reshape(stored)
+            if self.fortran_order:
+                arr = arr.T  # the stored array's own axis order
+            chunk = np.moveaxis(arr, t_axis, 0)  # (n, ...): time first
+            yield self._checked(chunk, t0, t_axis)
+
+    def _checked(self, chunk: Array, t0: int, t_axis: int) -> Array:
+        if chunk.dtype.kind in "iu":
+            return chunk.astype(np.float64)
+        finite = np.isfinite(chunk)
+        if not finite.all():
+            bad = [int(i) for i in np.argwhere(~finite)[0]]
+            value = chunk[tuple(bad)]
+            bad[0] += t0
+            bad.insert(t_axis, bad.pop(0))  # back to the file's axis order
+            raise InputError(
+                f"{self.source}: {self.name} contains {value} at index {tuple(bad)}; "
+                "only finite numbers are allowed"
+            )
+        return chunk
+
+
+class ArraySequence:
+    """An xs already in memory (from JSON), with the interface of :class:`NpyStream`."""
+
+    def __init__(self, xs: Array) -> None:
+        self.xs = xs
+        self.shape: tuple[int, ...] = tuple(xs.shape)
+
+    def chunks(self, steps: int, batch_first: bool) -> Iterator[Array]:
+        xs = np.swapaxes(self.xs, 0, 1) if (batch_first and self.xs.ndim == 3) else self.xs
+        for t0 in range(0, xs.shape[0], max(1, steps)):
+            yield xs[t0 : t0 + steps]
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class SequenceInputs:
+    """What ``run`` reads: xs (streamed or in memory), initial states, and their origins."""
+
+    xs: NpyStream | ArraySequence
+    states: dict[str, Array]  # h_prev, c_prev when given
+    sources: dict[str, str]
+
+
+def _sequence_from_json(obj: Any, source: str) -> dict[str, Array]:
+    if not isinstance(obj, dict):
+        return {"xs": json_to_array(obj, "xs", source)}
+    out: dict[str, Array] = {}
+    for key, value in obj.items():
+        name = SEQUENCE_ALIASES.get(key)
+        if name is None:
+            raise InputError(f"{source}: unknown key {key!r}; expected xs, h_prev, c_prev")
+        if name in out:
+            raise InputError(f"{source}: {name} is given twice (as {name} and an alias)")
+        out[name] = json_to_array(value, name, source)
+    if "xs" not in out:
+        raise InputError(f"{source}: the JSON object has no xs")
+    return out
+
+
+def _open_sequence(
+    spec: str, max_bytes: int = DEFAULT_MAX_INPUT_BYTES
+) -> tuple[NpyStream | ArraySequence, dict[str, Array], str]:
+    """xs from a path or ``-`` (stdin): a .npy stream (any length), or JSON (a list, or an
+    object with xs, h_prev, c_prev) of at most ``max_bytes``."""
+    if spec == STDIN:
+        stdin = sys.stdin
+        if stdin is None or stdin.closed:
+            raise InputError("stdin: closed, nothing to read")
+        if stdin.isatty():
+            raise InputError("stdin: is a terminal; pipe JSON or .npy data in, or pass --xs FILE")
+        raw = stdin.buffer
+        head = raw.read(len(NPY_MAGIC))
+        if head == NPY_MAGIC:
+            stream = NpyStream(_Prefixed(head, raw), "xs", "stdin", False, max_bytes)
+            return stream, {}, "stdin"
+        data = head + raw.read(max_bytes + 1 - len(head))
+        if len(data) > max_bytes:
+            raise InputError(
+                f"stdin: more than {safeload.mib(max_bytes)} of JSON, over the input limit; "
+                "raise it with --max-input-mb, or pipe a .npy file (streamed)"
+            )
+        source = "stdin"
+    else:
+        path = Path(spec)
+        source = spec
+        _check_readable(path)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 (a stream owns it; closed by the caller)
+        except OSError as e:
+            raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+        head = f.read(len(NPY_MAGIC))
+        f.seek(0)
+        if head == NPY_MAGIC:
+            try:
+                return NpyStream(f, "xs", source, True, max_bytes), {}, source
+            except BaseException:
+                f.close()
+                raise
+        f.close()
+        data = _read_file(path, max_bytes)
+    if data.startswith(ZIP_MAGIC):
+        raise InputError(f"{source}: is a .npz archive; xs takes a .npy or .json file")
+    if not data.strip():
+        raise InputError(f"{source}: empty, expected xs as .npy or JSON")
+    arrays = _sequence_from_json(parse_json(data, source), source)
+    xs = arrays.pop("xs")
+    return ArraySequence(xs), arrays, source
+
+
+def resolve_run_inputs(
+    xs_spec: str | None,
+    state_specs: Mapping[str, str | None],
+    n_features: int,
+    n_hidden: int,
+    params_label: str,
+    batch_first: bool = False,
+    stdin_piped: Callable[[], bool] = stdin_is_piped,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+) -> tuple[SequenceInputs, int, int | None]:
+    """Open xs (``--xs`` path or ``-``, else piped stdin) and read h_prev, c_prev: the option,
+    else the JSON object xs came in, else zeros (left out of the result).
+
+    Shapes are checked against the cell before any step is run. Returns (inputs, T, B), with
+    B None for an unbatched (T, F) xs. The caller closes ``inputs.xs``. ``max_bytes`` caps
+    JSON, stdin and the state arrays; a .npy xs is streamed and may be of any length.
+    """
+    from_stdin = [n for n, s in {"xs": xs_spec, **state_specs}.items() if s == STDIN]
+    if len(from_stdin) > 1:
+        raise InputError(f"only one input can come from stdin, got - for {', '.join(from_stdin)}")
+    if xs_spec is None:
+        if not stdin_piped():
+            raise InputError(
+                "xs is missing: pass --xs FILE (.npy or .json), or pipe JSON "
+                '{"xs": [...]} or a .npy file on stdin'
+            )
+        xs_spec = STDIN
+    xs, states, xs_source = _open_sequence(xs_spec, max_bytes)
+    try:
+        sources = {"xs": xs_source, **{k: xs_source for k in states}}
+        for name, spec in state_specs.items():
+            if spec is None:
+                continue
+            if spec == STDIN:
+                states[name] = array_from_bytes(read_stdin(max_bytes), name, "stdin", max_bytes)
+            else:
+                states[name] = load_array(Path(spec), name, max_bytes)
+            sources[name] = "stdin" if spec == STDIN else spec
+        F, H = n_features, n_hidden
+        shape = xs.shape
+        layout = f"(B, T, {F})" if batch_first else f"(T, B, {F})"
+        if len(shape) not in (2, 3) or shape[-1] != F:
+            raise InputError(
+                f"{xs_source}: xs has shape {shape}, expected (T, {F}) or {layout} "
+                f"(F = {F} from {params_label})"
+            )
+        batched = len(shape) == 3
+        T = shape[1] if (batched and batch_first) else shape[0]
+        B = (shape[0] if batch_first else shape[1]) if batched else None
+        if T == 0 or B == 0:
+            raise InputError(f"{xs_source}: xs has shape {shape}: no steps to run")
+        for name, arr in states.items():
+            ok = arr.shape == (H,) or (B is not None and arr.shape == (B, H))
+            if not ok:
+                want = f"({H},)" + (f" or ({B}, {H})" if B is not None else "")
+                raise InputError(
+                    f"{sources[name]}: {name} has shape {arr.shape}, expected {want} "
+                    f"(H = {H} from {params_label}"
+                    + (f", B = {B} from xs)" if B is not None else ")")
+                )
+    except BaseException:
+        xs.close()
+        raise
+    return SequenceInputs(xs=xs, states=states, sources=sources), T, B

@@ -272,3 +272,25 @@ def test_input_limit_applies_to_safetensors(in_tmp: Path):
     assert "big.safetensors: W holds 2 MiB or more, over the 1 MiB limit" in result.output
     assert files(in_tmp) == ["big.safetensors"]
     assert runner.invoke(app, args).exit_code == 0
+
+
+def test_run_reads_framework_layouts_and_refuses_variants(in_tmp: Path):
+    p = native(in_tmp / "cell.npz", seed=5)
+    assert (
+        runner.invoke(app, ["convert", "cell.npz", "t.safetensors", "--to", "pytorch"]).exit_code
+        == 0
+    )
+    xs = np.random.default_rng(0).standard_normal((4, 3))
+    np.save(in_tmp / "xs.npy", xs)
+    result = runner.invoke(app, ["run", "--params", "t.safetensors", "--xs", "xs.npy", "--json"])
+    assert result.exit_code == 0, result.output
+    h: np.ndarray = np.zeros(2)
+    c: np.ndarray = np.zeros(2)
+    for x in xs:
+        r = p.step(x, h, c)
+        h, c = r.h_next, r.c_next
+    np.testing.assert_allclose(json.loads(result.output)["h_next"], h, rtol=0, atol=1e-12)
+    native(in_tmp / "v.npz", seed=5, clip=2.0)
+    result = runner.invoke(app, ["run", "--params", "v.npz", "--xs", "xs.npy", "--json"])
+    assert result.exit_code == 2
+    assert "v.npz: the cell uses clip; run computes the plain LSTM only" in result.output

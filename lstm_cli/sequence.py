@@ -1,0 +1,432 @@
+"""The LSTM cell run over a whole sequence, fast: pure NumPy, no files, no terminal.
+
+The equations are the single step's (``core.py``), applied for t = 0 .. T-1 with
+``h_prev, c_prev`` of step t being ``h_next, c_next`` of step t-1. What makes it fast:
+
+1. The eight arrays are fused once into one (4H, H + F) matrix ``W`` and one (4H,) bias ``b``
+   (:class:`FusedCell`), split into the part acting on ``h`` and the part acting on ``x``.
+2. The input projection ``W_x @ x_t + b`` of a whole chunk of steps is one matrix product.
+3. Each step is then one matrix product ``W_h @ h_prev`` plus a few in-place ufunc calls on
+   preallocated buffers (:func:`_steps_plain`), nothing allocated per step. Its NumPy calls:
+   dot, add, tanh, multiply, add, multiply, add, tanh, multiply = 9 per step.
+4. The state is stored unit-major, ``(H, B)`` (the transpose of the user's ``(B, H)``), so
+   every gate block of the pre-activations is one contiguous slab of memory.
+
+Two exact rewrites keep the call count down:
+
+- ``sigmoid(z) = 0.5 + 0.5 * tanh(z / 2)``: the ``1/2`` inside is folded into the rows of the
+  three sigmoid gates of ``W`` and ``b`` (a multiplication by a power of two, exact), so one
+  ``tanh`` call computes all four activations, and it never overflows (no warnings).
+- The gates are stored in the order ``g, o, f, i`` right after ``c`` in one work buffer, so
+  ``[f, i] * [c_prev, g]`` is one multiply and ``c_next`` one add of its two halves.
+
+Work buffer ``(5H, B)``, rows by block::
+
+    [ c | g  o  f  i ]      c: cell state; g, o, f, i: pre-activations, then activations
+      0   H  2H 3H 4H 5H
+
+float32 in gives float32 throughout. Memory is flat in T unless the sequences are asked for:
+the input arrives in chunks (:func:`iter_sequence` takes any iterable of chunks) and each
+chunk's buffers are reused.
+
+Adding a variant (peepholes, cell clip, coupled input-forget gate): write another step loop
+with the signature of :func:`_steps_plain` next to it (peepholes add ``P * c`` to the
+pre-activations of i and f before the ``tanh`` and to that of o after ``c_next``; a clip is one
+``np.clip(c, -clip, clip, out=c)`` after the cell update; a coupled gate sets ``f = 1 - i``)
+and return it from :func:`_step_loop_for`. Fusing, chunking, buffers, streaming and the
+collection of sequences are shared and do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+
+from .core import Array
+from .params import LSTMParams
+
+GATE_NAMES = ("i_t", "f_t", "o_t", "c_t_candidate")  # as in StepResult
+
+# Row blocks of the work buffer (multiples of H): c, then the fused gates in the order g, o, f, i.
+_C, _G, _O, _F, _I = 0, 1, 2, 3, 4
+
+# Default chunk: the input projection of one chunk is about this many bytes (B * 4H per step).
+CHUNK_BYTES = 4 << 20
+MAX_CHUNK_STEPS = 4096
+
+
+@dataclass(frozen=True)
+class FusedCell:
+    """A cell's weights fused once for the sequence loop.
+
+    Attributes:
+        W (4H, H + F): ``Wc, Wo, Wf, Wi`` stacked (gates g, o, f, i), the rows of the sigmoid
+            gates o, f, i multiplied by 1/2 (see the module docstring).
+        b (4H,): ``bc, bo, bf, bi``, scaled the same way.
+        W_h (4H, H): ``W[:, :H]``, contiguous: acts on ``h_prev`` (H, B).
+        W_x (4H, F): ``W[:, H:]``, contiguous: acts on a chunk of batched inputs (n, F, B).
+        W_xT (F, 4H): ``W[:, H:].T``, contiguous: acts on a chunk of unbatched inputs (n, F).
+    """
+
+    W: Array
+    b: Array
+    W_h: Array
+    W_x: Array
+    W_xT: Array
+
+    @property
+    def n_hidden(self) -> int:
+        return int(self.W_h.shape[1])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.W_xT.shape[0])
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.W.dtype
+
+    @classmethod
+    def from_params(cls, params: LSTMParams, dtype: Any = None) -> FusedCell:
+        """Fuse ``params`` in ``dtype`` (default: the params' own dtype)."""
+        p = params.astype(dtype if dtype is not None else params.dtype)
+        H = p.n_hidden
+        W = np.concatenate((p.Wc, p.Wo, p.Wf, p.Wi))  # (4H, H + F)
+        b = np.concatenate((p.bc, p.bo, p.bf, p.bi))  # (4H,)
+        W[H:] *= 0.5  # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2): fold z / 2 into o, f, i
+        b[H:] *= 0.5
+        return cls(
+            W=W,
+            b=b,
+            W_h=np.ascontiguousarray(W[:, :H]),
+            W_x=np.ascontiguousarray(W[:, H:]),
+            W_xT=np.ascontiguousarray(W[:, H:].T),
+        )
+
+
+class _State:
+    """Preallocated buffers of the step loop, for batch size B; every view is made once."""
+
+    def __init__(self, H: int, B: int, dtype: np.dtype[Any]) -> None:
+        self.h = np.zeros((H, B), dtype)  # (H, B) h_prev, then h_next
+        self.work = np.zeros((5 * H, B), dtype)  # (5H, B) [c | g o f i]
+        self.prod = np.empty((2 * H, B), dtype)  # (2H, B) [f * c_prev | i * g]
+        self.tanh_c = np.empty((H, B), dtype)  # (H, B) tanh(c_next)
+        w = self.work
+        self.c = w[_C * H : _G * H]  # (H, B) the cell state, updated in place
+        self.z = w[_G * H :]  # (4H, B) pre-activations, then activations g, o, f, i
+        self.sig = w[_O * H :]  # (3H, B) the sigmoid gates o, f, i
+        self.o = w[_O * H : _F * H]  # (H, B)
+        self.fi = w[_F * H :]  # (2H, B) f, i
+        self.cg = w[_C * H : _O * H]  # (2H, B) c_prev, g: multiplied by f, i
+        self.fc = self.prod[:H]  # (H, B) f * c_prev
+        self.ig = self.prod[H:]  # (H, B) i * g
+        self.half = np.array(0.5, dtype)  # a 0-d array: no scalar conversion per call
+
+
+def _steps_plain(
+    cell: FusedCell,
+    s: _State,
+    xproj: Array,
+    h_slots: Iterable[Array],
+    record: Array | None,
+) -> Array:
+    """Run ``len(xproj)`` steps of the plain LSTM from the state in ``s``.
+
+    Args:
+        xproj (n, 4H, B): ``W_x @ x_t + b`` of each step, in the fused gate order.
+        h_slots: where each step writes ``h_next`` (H, B): rows of an (n, H, B) array to keep
+            the hidden sequence, or ``s.h`` again and again (the state updated in place).
+        record (n, 5H, B) or None: receives the work buffer ``[c | g o f i]`` after each step
+            (cell state and activations), when the cell or gate sequences are asked for.
+
+    Returns:
+        The (H, B) array holding the last ``h_next`` (a row of ``h_slots``). ``s.c`` holds
+        the last ``c_next``.
+    """
+    W_h, h = cell.W_h, s.h
+    c, z, sig, o, fi, cg, prod, fc, ig, tanh_c, half = (
+        s.c, s.z, s.sig, s.o, s.fi, s.cg, s.prod, s.fc, s.ig, s.tanh_c, s.half
+    )  # fmt: skip
+    dot, add, multiply, tanh = np.dot, np.add, np.multiply, np.tanh  # local names: faster
+    for t, (xp_t, h_next) in enumerate(zip(xproj, h_slots, strict=False)):  # h_slots may be endless
+        dot(W_h, h, out=z)  # (4H, B) = W_h @ h_prev
+        add(z, xp_t, out=z)  # (4H, B) + W_x @ x_t + b
+        tanh(z, out=z)  # g = tanh(z_g); o, f, i = tanh(z / 2) (halved in W and b)
+        multiply(sig, half, out=sig)
+        add(sig, half, out=sig)  # o, f, i = 0.5 + 0.5 * tanh(z / 2) = sigmoid(z)
+        multiply(fi, cg, out=prod)  # (2H, B) [f * c_prev | i * g]
+        add(fc, ig, out=c)  # c_next = f * c_prev + i * g
+        tanh(c, out=tanh_c)
+        multiply(o, tanh_c, out=h_next)  # h_next = o * tanh(c_next)
+        h = h_next
+        if record is not None:
+            record[t] = s.work
+    return h
+
+
+StepLoop = Callable[[FusedCell, _State, Array, Iterable[Array], "Array | None"], Array]
+
+
+def _step_loop_for(params: LSTMParams) -> StepLoop:
+    """The step loop for this cell's variant (only the plain LSTM so far)."""
+    return _steps_plain
+
+
+@dataclass(frozen=True)
+class SequenceChunk:
+    """What :func:`iter_sequence` yields after each chunk of steps.
+
+    Attributes (``[B,]`` only when the input is batched):
+        start, n_steps: the chunk covers steps ``start .. start + n_steps - 1``.
+        h_next, c_next ([B,] H): the state after the chunk's last step (copies).
+        h_seq, c_seq (n_steps, [B,] H): the chunk's hidden and cell states, when asked for.
+        gates: ``i_t, f_t, o_t, c_t_candidate``, each (n_steps, [B,] H), when asked for.
+    """
+
+    start: int
+    n_steps: int
+    h_next: Array
+    c_next: Array
+    h_seq: Array | None = None
+    c_seq: Array | None = None
+    gates: dict[str, Array] | None = None
+
+
+@dataclass(frozen=True)
+class SequenceResult:
+    """The result of :func:`run_sequence` (``[B,]`` only when the input is batched).
+
+    Attributes:
+        h_next, c_next ([B,] H): the state after the last step (``h0, c0`` when T = 0).
+        n_steps: T.
+        h_seq, c_seq (T, [B,] H): every step's ``h_next`` and ``c_next``, when asked for.
+        gates: ``i_t, f_t, o_t, c_t_candidate``, each (T, [B,] H), when asked for.
+    """
+
+    h_next: Array
+    c_next: Array
+    n_steps: int
+    h_seq: Array | None = None
+    c_seq: Array | None = None
+    gates: dict[str, Array] | None = None
+
+
+def default_chunk_steps(n_hidden: int, batch: int, dtype: Any) -> int:
+    """Steps per chunk so that a chunk's input projection (n, 4H, B) is about CHUNK_BYTES."""
+    per_step = 4 * n_hidden * max(batch, 1) * np.dtype(dtype).itemsize
+    return int(max(1, min(MAX_CHUNK_STEPS, CHUNK_BYTES // per_step)))
+
+
+def _initial_state(
+    value: Array | None, name: str, H: int, B: int, batched: bool, dtype: Any
+) -> Array:
+    """h0 or c0 as a (B, H) array: zeros, or (H,) broadcast to every row, or (B, H)."""
+    if value is None:
+        return np.zeros((B, H), dtype)
+    arr = np.asarray(value)
+    if arr.shape == (H,):
+        return np.broadcast_to(arr, (B, H)).astype(dtype)
+    if batched and arr.shape == (B, H):
+        return arr.astype(dtype)
+    want = f"({H},)" + (f" or ({B}, {H})" if batched else "")
+    raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+
+
+def iter_sequence(
+    params: LSTMParams,
+    chunks: Iterable[Array],
+    h0: Array | None = None,
+    c0: Array | None = None,
+    *,
+    dtype: Any = None,
+    return_sequences: bool = False,
+    return_gates: bool = False,
+    chunk_steps: int | None = None,
+) -> Iterator[SequenceChunk]:
+    """Run the cell over a sequence given in chunks; yield a :class:`SequenceChunk` per chunk.
+
+    Memory stays flat however long the sequence: each chunk is projected, stepped through and
+    let go, and only the sequences asked for are kept (per chunk, in what is yielded).
+
+    Args:
+        params: the cell.
+        chunks: consecutive pieces of the input, each (n, F) or, batched, (n, B, F), all alike.
+            A chunk longer than ``chunk_steps`` is split.
+        h0, c0: initial state, (H,) or (B, H); default zeros.
+        dtype: compute in this dtype (default: the params' dtype); inputs are cast to it.
+        return_sequences: also yield each chunk's ``h_seq`` and ``c_seq``.
+        return_gates: also yield each chunk's gate activations.
+        chunk_steps: steps per input projection (default: :func:`default_chunk_steps`).
+    """
+    dtype = np.dtype(dtype if dtype is not None else params.dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+    cell = FusedCell.from_params(params, dtype)
+    step_loop = _step_loop_for(params)
+    H, F = cell.n_hidden, cell.n_features
+    s: _State | None = None
+    xproj_buf = np.empty(0, dtype)
+    batched = False
+    B = 1
+    start = 0
+    with np.errstate(over="ignore", invalid="ignore"):  # huge inputs: inf/nan, no warnings
+        for raw in chunks:
+            chunk = np.asarray(raw)
+            if s is None:  # first chunk: the batch size, then the buffers
+                if chunk.ndim not in (2, 3) or chunk.shape[-1] != F:
+                    raise ValueError(
+                        f"xs chunks must be (n, {F}) or (n, B, {F}) (F = {F}), got {chunk.shape}"
+                    )
+                batched = chunk.ndim == 3
+                B = chunk.shape[1] if batched else 1
+                s = _State(H, B, dtype)
+                s.h[...] = _initial_state(h0, "h0", H, B, batched, dtype).T
+                s.c[...] = _initial_state(c0, "c0", H, B, batched, dtype).T
+                steps = chunk_steps or default_chunk_steps(H, B, dtype)
+                xproj_buf = np.empty((steps, 4 * H, B), dtype)
+            want = (B, F) if batched else (F,)
+            if chunk.shape[1:] != want:
+                raise ValueError(
+                    f"xs chunk at step {start} has shape {chunk.shape}, expected (n, "
+                    + ", ".join(map(str, want))
+                    + ") like the first chunk"
+                )
+            for lo in range(0, chunk.shape[0], xproj_buf.shape[0]):
+                piece = chunk[lo : lo + xproj_buf.shape[0]]
+                yield _run_chunk(
+                    cell, s, step_loop, piece, xproj_buf, start, batched,
+                    return_sequences, return_gates,
+                )  # fmt: skip
+                start += piece.shape[0]
+
+
+def _run_chunk(
+    cell: FusedCell,
+    s: _State,
+    step_loop: StepLoop,
+    chunk: Array,
+    xproj_buf: Array,
+    start: int,
+    batched: bool,
+    return_sequences: bool,
+    return_gates: bool,
+) -> SequenceChunk:
+    """Project one chunk (n, [B,] F) of inputs in one matrix product, then step through it."""
+    n, B, H, F = chunk.shape[0], s.h.shape[1], cell.n_hidden, cell.n_features
+    x = np.ascontiguousarray(chunk, dtype=cell.dtype).reshape(n, B, F)  # (n, B, F)
+    xproj = xproj_buf[:n]  # (n, 4H, B)
+    # The chunk's input projection in one matrix product (measured: a single (n, F) x (F, 4H)
+    # product is fastest for B = 1, a stacked (4H, F) x (n, F, B) one for a batch).
+    if B == 1:
+        np.matmul(x[:, 0], cell.W_xT, out=xproj[:, :, 0])  # (n, 4H)
+    else:
+        np.matmul(cell.W_x, x.transpose(0, 2, 1), out=xproj)  # (n, 4H, B)
+    np.add(xproj, cell.b[:, None], out=xproj)  # + b
+    h_seq = np.empty((n, H, B), cell.dtype) if return_sequences else None  # (n, H, B)
+    record = np.empty((n, 5 * H, B), cell.dtype) if (return_sequences or return_gates) else None
+    h_slots: Iterable[Array] = h_seq if h_seq is not None else repeat(s.h)
+    h_last = step_loop(cell, s, xproj, h_slots, record)
+    if h_last is not s.h:
+        s.h[...] = h_last
+
+    def user(a: Array) -> Array:  # (n, H, B) or (H, B) unit-major -> the user's layout
+        a = np.ascontiguousarray(np.swapaxes(a, -1, -2))  # (n, B, H) or (B, H)
+        return a if batched else a[..., 0, :]
+
+    gates = None
+    if record is not None and return_gates:
+        blocks = {"i_t": _I, "f_t": _F, "o_t": _O, "c_t_candidate": _G}
+        gates = {k: user(record[:, j * H : (j + 1) * H]) for k, j in blocks.items()}
+    return SequenceChunk(
+        start=start,
+        n_steps=n,
+        h_next=user(s.h),
+        c_next=user(s.c),
+        h_seq=user(h_seq) if h_seq is not None else None,
+        c_seq=user(record[:, :H]) if (record is not None and return_sequences) else None,
+        gates=gates,
+    )
+
+
+def run_sequence(
+    params: LSTMParams,
+    xs: Array,
+    h0: Array | None = None,
+    c0: Array | None = None,
+    *,
+    dtype: Any = None,
+    return_sequences: bool = False,
+    return_gates: bool = False,
+    chunk_steps: int | None = None,
+    on_chunk: Callable[[SequenceChunk], None] | None = None,
+) -> SequenceResult:
+    """Run the LSTM cell over a sequence: T steps, each step's ``h_next, c_next`` feeding the next.
+
+    Gives the same numbers as T calls of :func:`~lstm_cli.core.lstm_step` (to rounding), fast.
+
+    Args:
+        params: the cell (:class:`~lstm_cli.params.LSTMParams`).
+        xs: the inputs, (T, F), or (T, B, F) for a batch (time first), or any iterable of
+            such chunks (n, [B,] F) read one after another (e.g. from a file, for long inputs).
+        h0, c0: initial hidden and cell state, (H,) or (B, H); default zeros.
+        dtype: compute in this dtype (default: the params' dtype); float32 stays float32.
+        return_sequences: also return ``h_seq`` and ``c_seq``, each (T, [B,] H).
+        return_gates: also return ``gates``: ``i_t, f_t, o_t, c_t_candidate``, each (T, [B,] H).
+        chunk_steps: steps per input projection (default: a chunk of about 4 MiB).
+        on_chunk: called with each :class:`SequenceChunk` as it is done (progress, streaming).
+
+    Returns:
+        A :class:`SequenceResult`.
+
+    Raises:
+        ValueError: naming the array whose shape disagrees with the cell.
+    """
+    dt = np.dtype(dtype if dtype is not None else params.dtype)
+    H = params.n_hidden
+    if isinstance(xs, np.ndarray) and xs.ndim not in (2, 3):
+        raise ValueError(f"xs must be (T, F) or (T, B, F), got shape {xs.shape}")
+    parts: dict[str, list[Array]] = {"h_seq": [], "c_seq": [], **{g: [] for g in GATE_NAMES}}
+    last: SequenceChunk | None = None
+    n_steps = 0
+    for part in iter_sequence(
+        params, [xs] if isinstance(xs, np.ndarray) else xs, h0, c0,
+        dtype=dt, return_sequences=return_sequences, return_gates=return_gates,
+        chunk_steps=chunk_steps,
+    ):  # fmt: skip
+        last, n_steps = part, n_steps + part.n_steps
+        if part.h_seq is not None and part.c_seq is not None:
+            parts["h_seq"].append(part.h_seq)
+            parts["c_seq"].append(part.c_seq)
+        for g, a in (part.gates or {}).items():
+            parts[g].append(a)
+        if on_chunk is not None:
+            on_chunk(part)
+    if last is None:  # no steps at all: the result is the initial state
+        batched = isinstance(xs, np.ndarray) and xs.ndim == 3
+        B = xs.shape[1] if batched else 1
+        h = _initial_state(h0, "h0", H, B, batched, dt)
+        c = _initial_state(c0, "c0", H, B, batched, dt)
+        h_next, c_next = (h, c) if batched else (h[0], c[0])
+        state_shape = h_next.shape
+    else:
+        h_next, c_next = last.h_next, last.c_next
+        state_shape = h_next.shape
+
+    def joined(name: str) -> Array:
+        if parts[name]:
+            return np.concatenate(parts[name])
+        return np.zeros((0, *state_shape), dt)
+
+    return SequenceResult(
+        h_next=h_next,
+        c_next=c_next,
+        n_steps=n_steps,
+        h_seq=joined("h_seq") if return_sequences else None,
+        c_seq=joined("c_seq") if return_sequences else None,
+        gates={g: joined(g) for g in GATE_NAMES} if return_gates else None,
+    )
