@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_cli.vectors import build_cases, write_vectors
 from tests.conftest import PARAMS_DIR, notebook_arrays
 
 
@@ -113,3 +114,8 @@ def build(bad: Path) -> None:
     (bad / "object-no-x.json").write_text(json.dumps({"h": [0, 0, 0, 0]}))
     (bad / "existing.npz").write_bytes(b"precious")
     (bad / "sub").mkdir(exist_ok=True)
+    # sequences, golden vectors and results files for run / check
+    (bad / "xs-ragged.json").write_text('{"xs": [[1, 2], [3]]}')
+    write_vectors(bad / "vectors", build_cases(3, seed=1), seed=1)
+    (bad / "results-empty.json").write_text("{}")
+    (bad / "results-malformed.json").write_text("[1")

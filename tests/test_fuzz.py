@@ -99,19 +99,42 @@ OPTION_VALUES = {
     "--n-hidden": ["2", "-1"],
     "--seed": ["0", "42", "-1", "99999999999"],
     "--scheme": ["notebook", "pytorch", "keras", "bogus"],
+    "--xs": [str(PARAMS_DIR / "x_t.npy"), "-", "nope.npy", "."],
+    "--dh-next": [str(PARAMS_DIR / "h_prev.npy"), str(PARAMS_DIR / "x_t.npy"), "-"],
+    "--count": ["1", "0", "2"],
+    "--vectors": [".", "nope"],
+    "--results": [str(PARAMS_DIR / "inputs.json"), "nope.json"],
 }
-FLAGS = ["--json", "--pretty", "--force", "--help"]
+FLAGS = [
+    "--json",
+    "--pretty",
+    "--force",
+    "--help",
+    "--gates",
+    "--batch-first",
+    "--explain",
+    "--check",
+]
 
 
 @settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    command=st.sampled_from(["step", "init", "bogus", ""]),
+    command=st.sampled_from(["step", "init", "run", "grad", "vectors", "check", "bogus", ""]),
     options=st.lists(st.sampled_from(sorted(OPTION_VALUES)), max_size=4),
     flags=st.lists(st.sampled_from(FLAGS), max_size=2),
     picks=st.lists(st.integers(0, 10), min_size=4, max_size=4),
-    stdin=st.sampled_from(["", "[1, 2]", '{"x": [0,0,0,0,0,0,0,0,0,0]}', "{", "NaN"]),
+    stdin=st.sampled_from(
+        [
+            "",
+            "[1, 2]",
+            '{"x": [0,0,0,0,0,0,0,0,0,0]}',
+            '{"xs": [[0,0,0,0,0,0,0,0,0,0]]}',
+            "{",
+            "NaN",
+        ]
+    ),
 )
 def test_random_command_lines_never_crash(
     tmp_path, monkeypatch, command, options, flags, picks, stdin

@@ -101,6 +101,13 @@ CLI_CASES = [
     (["step", "--params", "missing.npz"], 2),
     (["step", "--x", str(PARAMS_DIR / "seed42.npz")], 2),
     (["step", "--bogus"], 2),
+    (["run", "--pretty", "--xs", "{tmp}/xs.npy"], 0),
+    (["run", "--xs", "{tmp}/xs.npy", "--out", "{tmp}/r.npz", "--gates"], 0),
+    (["grad", "--pretty", "--check"], 0),
+    (["step", "--explain"], 0),
+    (["vectors", "--count", "2", "--out", "{tmp}/vec", "--force", "--pretty"], 0),
+    (["check", "nosuchmodule:f"], 2),
+    (["run", "--xs", "missing.npy"], 2),
     (["--help"], 0),
     (["step", "--help"], 0),
 ]
@@ -112,6 +119,7 @@ CLI_CASES = [
     ids=["NO_COLOR", "TERM=dumb", "COLUMNS=20", "both"],
 )
 def test_hostile_terminal_settings(tmp_path, extra_env):
+    np.save(tmp_path / "xs.npy", np.random.default_rng(0).standard_normal((50, 2, 10)))
     for args, code in CLI_CASES:
         args = [a.replace("{tmp}", str(tmp_path)) for a in args]
         proc = subprocess.run(
@@ -125,7 +133,8 @@ def test_hostile_terminal_settings(tmp_path, extra_env):
         assert proc.returncode == code, (args, proc.stderr)
         assert "Traceback" not in proc.stderr + proc.stdout, args
         assert "\x1b[" not in proc.stdout or "NO_COLOR" not in extra_env, args
-        (tmp_path / "p.npz").unlink(missing_ok=True)
+        for out in ("p.npz", "r.npz"):
+            (tmp_path / out).unlink(missing_ok=True)
 
 
 def run_with_tty_stdin(args: list[str], timeout: float = 20) -> tuple[int, str]:
