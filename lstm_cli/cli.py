@@ -264,6 +264,13 @@ def step(
         clip=clip, input_forget=input_forget, drop_clip=no_clip, drop_peepholes=no_peepholes
     )
     param_set = dataclasses.replace(param_set, params=variant)
+    if explain and not variant.is_plain:
+        raise InputError(
+            f"--explain writes out the plain equations, but {params_label} uses "
+            f"{_describe_variant(variant)[len('ONNX variant: ') :]}\n"
+            "Drop --explain, or switch the variant off (--no-clip, --no-input-forget, "
+            "--no-peepholes)."
+        )
     source_layout = param_set.meta.get("source_layout")
     inputs, sources, notes = fileio.resolve_step_inputs(
         {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label, max_bytes=max_bytes

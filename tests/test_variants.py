@@ -262,3 +262,12 @@ def test_cli_refuses_bad_variant_options(in_tmp: Path, args, message):
     assert message in result.output
     assert "Traceback" not in result.output
     assert list(in_tmp.iterdir()) == []
+
+
+def test_explain_refuses_a_variant_cell(in_tmp: Path):
+    runner.invoke(app, ["init", "--seed", "3", "--clip", "2"])
+    result = runner.invoke(app, ["step", "--params", "params.npz", "--explain"])
+    assert result.exit_code == 2
+    assert "--explain writes out the plain equations, but params.npz uses clip 2" in result.output
+    result = runner.invoke(app, ["step", "--params", "params.npz", "--explain", "--no-clip"])
+    assert result.exit_code == 0, result.output
