@@ -20,6 +20,7 @@ from .layouts import LAYOUTS
 from .params import (
     NOTEBOOK_SEED,
     SCHEMES,
+    LSTMParams,
     ParamSet,
     init_params,
     notebook_default,
@@ -92,6 +93,10 @@ ClipOpt = Annotated[
         help="ONNX cell clip: bound every pre-activation to (-C, C) before its activation.",
     ),
 ]
+NoClipOpt = Annotated[bool, typer.Option("--no-clip", help="Ignore the file's clip.")]
+NoPeepholesOpt = Annotated[
+    bool, typer.Option("--no-peepholes", help="Ignore the file's peephole weights.")
+]
 InputForgetOpt = Annotated[
     bool | None,
     typer.Option(
@@ -112,6 +117,34 @@ def _load_params(
     lay = None if layout is None else layout.value
     loaded = fileio.load_param_set(params, max_bytes, layout=lay, key_prefix=key_prefix)
     return loaded, str(params)
+
+
+def _load_cell(
+    params: Path | None,
+    max_bytes: int,
+    layout: Any = None,
+    key_prefix: str | None = None,
+    clip: float | None = None,
+    no_clip: bool = False,
+    input_forget: bool | None = None,
+    no_peepholes: bool = False,
+) -> tuple[ParamSet, str]:
+    """:func:`_load_params`, then the variant options applied (--clip, --no-clip,
+    --input-forget/--no-input-forget, --no-peepholes): what step and run compute with."""
+    if clip is not None and no_clip:
+        raise typer.BadParameter("--clip and --no-clip exclude each other")
+    param_set, label = _load_params(params, max_bytes, layout, key_prefix)
+    cell = param_set.params.with_variant(
+        clip=clip, input_forget=input_forget, drop_clip=no_clip, drop_peepholes=no_peepholes
+    )
+    return dataclasses.replace(param_set, params=cell), label
+
+
+def _cast_cell(cell: LSTMParams, dtype: str, label: str) -> LSTMParams:
+    """The cell with every array (peepholes included) in ``dtype``, refusing overflow."""
+    return cell.with_arrays(
+        {k: fileio.cast_checked(v, dtype, k, label) for k, v in cell.all_arrays().items()}
+    )
 
 
 def _use_pretty(json_: bool, pretty: bool) -> bool:
@@ -221,11 +254,9 @@ def step(
         Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
     ] = None,
     clip: ClipOpt = None,
-    no_clip: Annotated[bool, typer.Option("--no-clip", help="Ignore the file's clip.")] = False,
+    no_clip: NoClipOpt = False,
     input_forget: InputForgetOpt = None,
-    no_peepholes: Annotated[
-        bool, typer.Option("--no-peepholes", help="Ignore the file's peephole weights.")
-    ] = False,
+    no_peepholes: NoPeepholesOpt = False,
     force: ForceOpt = False,
     max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     json_: JsonOpt = False,
@@ -255,15 +286,11 @@ def step(
     if explain and json_:
         raise typer.BadParameter("--explain prints text; it excludes --json")
     use_pretty = _use_pretty(json_, pretty)
-    if clip is not None and no_clip:
-        raise typer.BadParameter("--clip and --no-clip exclude each other")
     max_bytes = max_input_mb << 20
-    param_set: ParamSet
-    param_set, params_label = _load_params(params, max_bytes, layout, key_prefix)
-    variant = param_set.params.with_variant(
-        clip=clip, input_forget=input_forget, drop_clip=no_clip, drop_peepholes=no_peepholes
+    param_set, params_label = _load_cell(
+        params, max_bytes, layout, key_prefix, clip, no_clip, input_forget, no_peepholes
     )
-    param_set = dataclasses.replace(param_set, params=variant)
+    variant = param_set.params
     if explain and not variant.is_plain:
         raise InputError(
             f"--explain writes out the plain equations, but {params_label} uses "
@@ -275,12 +302,7 @@ def step(
     inputs, sources, notes = fileio.resolve_step_inputs(
         {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label, max_bytes=max_bytes
     )
-    cell = param_set.params.with_arrays(
-        {
-            k: fileio.cast_checked(v, dtype.value, k, params_label)
-            for k, v in param_set.params.all_arrays().items()
-        }
-    )
+    cell = _cast_cell(param_set.params, dtype.value, params_label)
     x_t, h_prev, c_prev = (
         fileio.cast_checked(inputs[k], dtype.value, k, sources[k])
         for k in ("x_t", "h_prev", "c_prev")

@@ -16,18 +16,26 @@ import typer
 from . import fileio
 from .cli import (
     DEFAULT_MAX_INPUT_MB,
+    ClipOpt,
     DType,
     ForceOpt,
+    FromOpt,
+    InputForgetOpt,
     JsonOpt,
+    KeyPrefixOpt,
     MaxInputOpt,
+    NoClipOpt,
+    NoPeepholesOpt,
     PrettyOpt,
+    _cast_cell,
+    _load_cell,
     _use_pretty,
     _write_stdout,
     app,
 )
 from .core import Array
 from .errors import InputError
-from .params import NOTEBOOK_SEED, LSTMParams, ParamSet, notebook_default
+from .params import LSTMParams
 
 PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
 
@@ -116,8 +124,13 @@ def _run_steps(
 def run(
     params: Annotated[
         Path | None,
-        typer.Option(help="Params .npz (from init). Default: the notebook's seed-42 cell."),
+        typer.Option(
+            help="Params file (.npz, .safetensors or .onnx) in any layout. "
+            "Default: the notebook's seed-42 cell."
+        ),
     ] = None,
+    layout: FromOpt = None,
+    key_prefix: KeyPrefixOpt = None,
     xs: Annotated[
         str | None,
         typer.Option(
@@ -150,6 +163,10 @@ def run(
         int | None,
         typer.Option(min=1, help="Steps read and projected at once. Default: about 4 MiB of work."),
     ] = None,
+    clip: ClipOpt = None,
+    no_clip: NoClipOpt = False,
+    input_forget: InputForgetOpt = None,
+    no_peepholes: NoPeepholesOpt = False,
     force: ForceOpt = False,
     max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     json_: JsonOpt = False,
@@ -163,6 +180,9 @@ def run(
 
         lstm-cell run --params p.npz --xs xs.npy --out seq.npz
 
+    ONNX's variants stored in the params file (peepholes, clip, input_forget) are computed,
+    as in step; --clip, --no-clip, --input-forget and --no-peepholes change them.
+
         echo '{"xs": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]}'
         | lstm-cell run | jq .h_next
     """
@@ -173,23 +193,10 @@ def run(
                                  param_hint="--gates")  # fmt: skip
     if out is not None:
         _check_out(out, force)
-    param_set: ParamSet
-    if params is None:
-        param_set, params_label = notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
-    else:
-        param_set, params_label = fileio.load_param_set(params, max_bytes), str(params)
-    if not param_set.params.is_plain:  # the fused sequence core has no ONNX variants (yet)
-        used = [k for k, v in param_set.params.variant().items() if v not in (None, False)]
-        raise InputError(
-            f"{params_label}: the cell uses {', '.join(used)}; run computes the plain LSTM "
-            "only (step computes the variants)"
-        )
-    cell = LSTMParams(
-        **{
-            k: fileio.cast_checked(v, dtype.value, k, params_label)
-            for k, v in param_set.params.arrays().items()
-        }
+    param_set, params_label = _load_cell(
+        params, max_bytes, layout, key_prefix, clip, no_clip, input_forget, no_peepholes
     )
+    cell = _cast_cell(param_set.params, dtype.value, params_label)  # variants included
     H, F = cell.n_hidden, cell.n_features
     inputs, T, B = fileio.resolve_run_inputs(
         xs, {"h_prev": h, "c_prev": c}, F, H, params_label, batch_first, max_bytes=max_bytes

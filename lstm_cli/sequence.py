@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import Array
+from .core import Array, add_peephole, clip_preactivation, coupled_forget_gate, sigmoid
 from .params import LSTMParams
 
 GATE_NAMES = ("i_t", "f_t", "o_t", "c_t_candidate")  # as in StepResult
@@ -172,9 +172,53 @@ def _steps_plain(
 StepLoop = Callable[[FusedCell, _State, Array, Iterable[Array], "Array | None"], Array]
 
 
+def _steps_variant_for(params: LSTMParams) -> StepLoop:
+    """A step loop with ONNX's variants (peepholes, clip, coupled input-forget), built from
+    the core's own variant functions so that ``run`` and ``step`` compute the same thing.
+
+    Clearer than fast: the plain loop stays the fast path; a variant cell pays a few more
+    NumPy calls per step.
+    """
+    peep = params.peepholes
+    clip, coupled = params.clip_value, params.coupled
+
+    def loop(
+        cell: FusedCell, s: _State, xproj: Array, h_slots: Iterable[Array], record: Array | None
+    ) -> Array:
+        H, dt = cell.n_hidden, cell.dtype
+        Pi, Pf, Po = (None,) * 3 if peep is None else (
+            peep[k].astype(dt)[:, None] for k in ("Pi", "Pf", "Po")  # (H, 1): per unit
+        )  # fmt: skip
+        h = s.h
+        g_rows, o_rows, f_rows, i_rows = (slice(k * H, (k + 1) * H) for k in range(4))
+        for t, (xp_t, h_next) in enumerate(zip(xproj, h_slots, strict=False)):
+            z = s.z  # (4H, B): rows g, o, f, i; the sigmoid rows hold z / 2 (see FusedCell)
+            np.dot(cell.W_h, h, out=z)
+            z += xp_t
+            c_prev = s.c.copy()  # (H, B)
+            z_i = clip_preactivation(add_peephole(2 * z[i_rows], Pi, c_prev), clip)
+            i_t = sigmoid(z_i)
+            if coupled:
+                f_t = coupled_forget_gate(i_t)
+            else:
+                f_t = sigmoid(clip_preactivation(add_peephole(2 * z[f_rows], Pf, c_prev), clip))
+            g_t = np.tanh(clip_preactivation(z[g_rows], clip))
+            c_next = f_t * c_prev + i_t * g_t
+            o_t = sigmoid(clip_preactivation(add_peephole(2 * z[o_rows], Po, c_next), clip))
+            np.multiply(o_t, np.tanh(c_next), out=h_next)
+            s.c[...] = c_next  # the work buffer [c | g o f i], as the plain loop leaves it
+            z[g_rows], z[o_rows], z[f_rows], z[i_rows] = g_t, o_t, f_t, i_t
+            h = h_next
+            if record is not None:
+                record[t] = s.work
+        return h
+
+    return loop
+
+
 def _step_loop_for(params: LSTMParams) -> StepLoop:
-    """The step loop for this cell's variant (only the plain LSTM so far)."""
-    return _steps_plain
+    """The step loop for this cell: the fast plain loop, or the variant loop."""
+    return _steps_plain if params.is_plain else _steps_variant_for(params)
 
 
 @dataclass(frozen=True)

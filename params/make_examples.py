@@ -4,7 +4,9 @@
 
 - seed42.npz: `lstm-cell init --seed 42`, the seed notebook's cell and inputs;
 - x_t.npy, h_prev.npy, c_prev.npy: the notebook's inputs, one array each;
-- inputs.json: the same inputs as one JSON object, as `lstm-cell step` reads it on stdin.
+- inputs.json: the same inputs as one JSON object, as `lstm-cell step` reads it on stdin;
+- xs.npy (T = 50, F = 10) and xs-batch.npy (T = 20, B = 3, F = 10): sequences for
+  `lstm-cell run`, drawn with np.random.RandomState(0).
 
 tests/test_examples.py checks that the committed files equal what this script makes.
 """
@@ -45,6 +47,9 @@ def make(folder: Path) -> None:
         np.save(folder / f"{name}.npy", arr)
     text = json.dumps({k: v.tolist() for k, v in inputs.items()}, indent=1)
     (folder / "inputs.json").write_text(text + "\n")
+    rng = np.random.RandomState(0)
+    np.save(folder / "xs.npy", rng.randn(50, 10))
+    np.save(folder / "xs-batch.npy", rng.randn(20, 3, 10))
 
 
 if __name__ == "__main__":

@@ -46,13 +46,18 @@ def ok(*args: str, input: str | bytes | None = None) -> dict:
     return json.loads(result.stdout)
 
 
-def test_run_equals_t_step_commands(params, in_tmp):
-    xs = np.random.default_rng(0).standard_normal((6, F))
+@pytest.mark.parametrize(
+    "variant",
+    [[], ["--clip", "0.4"], ["--input-forget"], ["--clip", "1", "--input-forget"]],
+    ids=["plain", "clip", "input-forget", "both"],
+)
+def test_run_equals_t_step_commands(params, in_tmp, variant):
+    xs = np.random.default_rng(0).standard_normal((6, F)) * 2
     np.save("xs.npy", xs)
     h = c = None
     for t, x in enumerate(xs):
         np.save(f"x{t}.npy", x)
-        args = ["step", "--params", str(params), "--x", f"x{t}.npy", "--json"]
+        args = ["step", "--params", str(params), "--x", f"x{t}.npy", "--json", *variant]
         if h is not None:
             args += ["--h", "h.json", "--c", "c.json"]
         result = runner.invoke(app, args)
@@ -61,10 +66,26 @@ def test_run_equals_t_step_commands(params, in_tmp):
         h, c = out["h_next"], out["c_next"]
         Path("h.json").write_text(json.dumps(h))
         Path("c.json").write_text(json.dumps(c))
-    got = ok("--params", str(params), "--xs", "xs.npy", "--json")
+    got = ok("--params", str(params), "--xs", "xs.npy", "--json", *variant)
     np.testing.assert_allclose(got["h_next"], h, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(got["c_next"], c, rtol=1e-12, atol=1e-14)
     assert got["steps"] == 6 and got["batch"] is None and got["dtype"] == "float64"
+
+
+def test_peepholes_in_the_file_are_computed(in_tmp):
+    path = in_tmp / "peep.npz"
+    cell = init_params(F, H, seed=4, peepholes=True).params
+    save_param_set(path, init_params(F, H, seed=4, peepholes=True))
+    xs = np.random.default_rng(1).standard_normal((5, F))
+    np.save("xs.npy", xs)
+    h, c = np.zeros(H), np.zeros(H)
+    for x in xs:
+        r = cell.step(x, h, c)
+        h, c = r.h_next, r.c_next
+    np.testing.assert_allclose(ok("--params", str(path), "--xs", "xs.npy")["h_next"], h,
+                               rtol=1e-12, atol=1e-14)  # fmt: skip
+    plain = ok("--params", str(path), "--xs", "xs.npy", "--no-peepholes")["h_next"]
+    assert not np.allclose(plain, h)
 
 
 def test_batch_and_batch_first_and_initial_state(params, in_tmp):

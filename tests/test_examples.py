@@ -23,7 +23,7 @@ def test_params_folder_is_what_make_examples_makes(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.make(tmp_path)
-    for name in ("x_t.npy", "h_prev.npy", "c_prev.npy"):
+    for name in ("x_t.npy", "h_prev.npy", "c_prev.npy", "xs.npy", "xs-batch.npy"):
         np.testing.assert_array_equal(np.load(tmp_path / name), np.load(PARAMS_DIR / name))
     with np.load(tmp_path / "seed42.npz") as new, np.load(PARAMS_DIR / "seed42.npz") as old:
         assert new.files == old.files
@@ -70,5 +70,5 @@ def test_readme_lstm_cell_commands_run(tmp_path, monkeypatch):
         result = runner.invoke(app, args, input="")
         assert result.exit_code == 0, (command, result.output)
         ran.append(args[0])
-    assert {"init", "step", "grad", "vectors"} <= set(ran)
+    assert {"init", "step", "run", "grad", "vectors"} <= set(ran)
     assert len(ran) >= 8

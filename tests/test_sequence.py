@@ -186,3 +186,47 @@ def test_refused_shapes_name_the_array(xs_shape, h0_shape, message):
     h0 = None if h0_shape is None else np.zeros(h0_shape)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_sequence(p, np.zeros(xs_shape), h0)
+
+
+VARIANTS = [
+    {"peepholes": True},
+    {"clip": 0.7},
+    {"input_forget": True},
+    {"peepholes": True, "clip": 1.5, "input_forget": True},
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "+".join(v))
+@pytest.mark.parametrize(("batch", "chunk_steps"), [(None, 3), (4, 1), (4, None)])
+def test_variant_cells_run_as_they_step(variant, batch, chunk_steps):
+    """ONNX's variants over a sequence equal T calls of the variant step (lstm_step_variant)."""
+    from lstm_cli import init_params
+
+    cell = init_params(n_features=5, n_hidden=3, seed=11, **variant).params
+    assert not cell.is_plain
+    rng = np.random.default_rng(2)
+    T = 9
+    xs = rng.standard_normal((T, 5) if batch is None else (T, batch, 5)) * 2
+    state = (3,) if batch is None else (batch, 3)
+    h0, c0 = rng.standard_normal(state), rng.standard_normal(state) * 3
+    r = run_sequence(cell, xs, h0, c0, return_sequences=True, return_gates=True,
+                     chunk_steps=chunk_steps)  # fmt: skip
+    h, c = h0, c0
+    for t in range(T):
+        s = cell.step(xs[t], h, c)
+        np.testing.assert_allclose(r.h_seq[t], s.h_next, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(r.c_seq[t], s.c_next, rtol=1e-12, atol=1e-13)
+        for g in ("i_t", "f_t", "o_t", "c_t_candidate"):
+            np.testing.assert_allclose(r.gates[g][t], getattr(s, g), rtol=1e-12, atol=1e-13)
+        h, c = s.h_next, s.c_next
+    np.testing.assert_allclose(r.h_next, h, rtol=1e-12, atol=1e-13)
+
+
+def test_a_variant_changes_the_sequence():
+    """The variant loop is really taken: the same weights without the variant differ."""
+    from lstm_cli import init_params
+
+    cell = init_params(n_features=5, n_hidden=3, seed=11, clip=0.3).params
+    plain = cell.with_variant(drop_clip=True)
+    xs = np.random.default_rng(3).standard_normal((6, 5)) * 3
+    assert not np.allclose(run_sequence(cell, xs).h_next, run_sequence(plain, xs).h_next)
