@@ -205,6 +205,13 @@ def import_params(
                 f"{source}: {k(spec.required[0])} has shape {w_in.shape}, expected "
                 f"({4 * H}, F) (4H, F), with H = {H} from {k(spec.required[1])}"
             )
+        present = [k(name) for name in spec.optional if k(name) in keys]
+        if len(present) == 1:  # bias=True saves both, bias=False neither: a half is damage
+            other = next(k(n) for n in spec.optional if k(n) not in keys)
+            raise InputError(
+                f"{source}: has {present[0]} but not {other}; a PyTorch LSTM saves both "
+                "biases (bias=True) or neither (bias=False)"
+            )
         biases = []
         for name in spec.optional:
             if k(name) in keys:

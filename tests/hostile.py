@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_cli import init_params, to_keras, to_pytorch
+from lstm_cli.fileio import save_param_set
 from lstm_cli.vectors import build_cases, write_vectors
 from tests.conftest import PARAMS_DIR, notebook_arrays
 
@@ -119,3 +121,22 @@ def build(bad: Path) -> None:
     write_vectors(bad / "vectors", build_cases(3, seed=1), seed=1)
     (bad / "results-empty.json").write_text("{}")
     (bad / "results-malformed.json").write_text("[1")
+    # framework layouts
+    t = to_pytorch(init_params(10, 4, 1).params)
+    members = {f"enc.{k}": v for k, v in t.items()} | {f"dec.{k}": v for k, v in t.items()}
+    write_npz(bad / "two-lstms.npz", {k: npy_bytes(v) for k, v in members.items()})
+    half = {k: npy_bytes(v) for k, v in t.items() if k != "bias_hh"}
+    write_npz(bad / "torch-half-bias.npz", half)
+    write_npz(
+        bad / "torch-shape.npz",
+        {**{k: npy_bytes(v) for k, v in t.items()}, "weight_hh": npy_bytes(np.zeros((16, 5)))},
+    )
+    k = to_keras(init_params(10, 4, 1).params)
+    write_npz(
+        bad / "keras-shape.npz",
+        {**{n: npy_bytes(v) for n, v in k.items()}, "kernel": npy_bytes(np.zeros((10, 15)))},
+    )
+    write_npz(bad / "nothing.npz", {"a": npy_bytes(np.zeros(3))})
+    (bad / "garbage.safetensors").write_bytes(b"garbage")
+    (bad / "garbage.onnx").write_bytes(b"garbage")
+    save_param_set(bad / "clip.npz", init_params(10, 4, 1, clip=2.0))

@@ -104,7 +104,12 @@ OPTION_VALUES = {
     "--count": ["1", "0", "2"],
     "--vectors": [".", "nope"],
     "--results": [str(PARAMS_DIR / "inputs.json"), "nope.json"],
+    "--to": ["native", "pytorch", "keras", "onnx", "tf"],
+    "--from": ["native", "pytorch", "keras", "onnx", "x"],
+    "--key-prefix": ["lstm.", ""],
+    "--clip": ["0.5", "-1", "nan", "inf"],
 }
+POSITIONAL = [str(PARAMS_DIR / "seed42.npz"), "out.npz", "out.safetensors", "nope.npz", "mod:fn"]
 FLAGS = [
     "--json",
     "--pretty",
@@ -121,7 +126,10 @@ FLAGS = [
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    command=st.sampled_from(["step", "init", "run", "grad", "vectors", "check", "bogus", ""]),
+    command=st.sampled_from(
+        ["step", "init", "run", "grad", "vectors", "check", "convert", "bogus", ""]
+    ),
+    positional=st.lists(st.sampled_from(POSITIONAL), max_size=2),
     options=st.lists(st.sampled_from(sorted(OPTION_VALUES)), max_size=4),
     flags=st.lists(st.sampled_from(FLAGS), max_size=2),
     picks=st.lists(st.integers(0, 10), min_size=4, max_size=4),
@@ -137,10 +145,10 @@ FLAGS = [
     ),
 )
 def test_random_command_lines_never_crash(
-    tmp_path, monkeypatch, command, options, flags, picks, stdin
+    tmp_path, monkeypatch, command, positional, options, flags, picks, stdin
 ):
     monkeypatch.chdir(tmp_path)
-    args = [command] if command else []
+    args = ([command] if command else []) + positional
     for k, opt in enumerate(options):
         values = OPTION_VALUES[opt]
         args += [opt, values[picks[k] % len(values)]]
@@ -153,5 +161,9 @@ def test_random_command_lines_never_crash(
     )
     assert "Traceback" not in result.output
     for leftover in tmp_path.iterdir():  # only complete outputs are ever left
-        if leftover.is_file():
+        if leftover.suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            assert load_file(str(leftover)), leftover
+        elif leftover.is_file():
             assert zipfile.is_zipfile(leftover), leftover
