@@ -213,8 +213,17 @@ def test_nothing_found_says_what_is_missing():
             "weight_ih has shape (4, 3)",
         ),
         (
-            {"weight_ih": np.ones((8, 3)), "weight_hh": np.ones((8, 2)), "bias_ih": np.ones(7)},
+            {
+                "weight_ih": np.ones((8, 3)),
+                "weight_hh": np.ones((8, 2)),
+                "bias_ih": np.ones(7),
+                "bias_hh": np.ones(8),
+            },
             "bias_ih has shape (7,)",
+        ),
+        (
+            {"weight_ih": np.ones((8, 3)), "weight_hh": np.ones((8, 2)), "bias_hh": np.ones(8)},
+            "has bias_hh but not bias_ih",
         ),
         ({"kernel": np.ones((3, 8)), "recurrent_kernel": np.ones((2, 7))}, "recurrent_kernel"),
         (
