@@ -7,8 +7,9 @@ import dataclasses
 import enum
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import numpy as np
 import typer
@@ -26,10 +27,49 @@ from .params import (
     notebook_default,
 )
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _LazyTyper(typer.Typer):
+    """A Typer app whose commands are turned into click commands only when used.
+
+    Typer converts every registered command (inspecting its signature, building each option)
+    when the app starts: about 2 ms per command here, paid by every short ``step --json``.
+    Here ``@app.command()`` puts each command on a one-command Typer of its own, and
+    :class:`_Group` converts just the one that is invoked (all of them only for ``--help``).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lazy_commands: dict[str, typer.Typer] = {}
+
+    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+        def register(fn: F) -> F:
+            sub = typer.Typer(add_completion=False, rich_markup_mode=None)
+            sub.command(name, **kwargs)(fn)
+            self.lazy_commands[name or fn.__name__.lower().replace("_", "-")] = sub
+            return fn
+
+        return register
+
 
 class _Group(TyperGroup):
-    """Turns :class:`InputError` into one plain line on stderr and its exit code, Ctrl-C
-    into exit 130, for every command (CliRunner included)."""
+    """The top-level group: builds a command when it is asked for (see :class:`_LazyTyper`);
+    turns :class:`InputError` into one plain line on stderr and its exit code, Ctrl-C into
+    exit 130, for every command (CliRunner included)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *app.lazy_commands]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in app.lazy_commands:
+            import typer.main
+
+            command = typer.main.get_command(app.lazy_commands[cmd_name])
+            command.name = cmd_name
+            self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -42,15 +82,20 @@ class _Group(TyperGroup):
             raise typer.Exit(130) from None
 
 
-app = typer.Typer(
+app = _LazyTyper(
     cls=_Group,
     name="lstm-cell",
-    help="A reference LSTM cell in NumPy that shows every gate. Start with: lstm-cell step",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals would dump weight matrices and paths
     rich_markup_mode=None,
 )
+
+
+@app.callback()
+def _main() -> None:
+    """A reference LSTM cell in NumPy that shows every gate. Start with: lstm-cell step"""
+
 
 Scheme = enum.Enum("Scheme", {s: s for s in SCHEMES}, type=str)  # type: ignore[misc]
 
@@ -379,7 +424,9 @@ def _describe_variant(cell: Any) -> str:
 
 
 # The other commands register themselves on ``app`` when imported.
-from . import cli_convert, cli_learn, cli_run  # noqa: E402,F401  (convert; grad, vectors, check; run)
+from . import cli_run  # noqa: E402,F401,I001  (run)
+from . import cli_convert  # noqa: E402,F401,I001  (convert)
+from . import cli_learn  # noqa: E402,F401,I001  (grad, vectors, check)
 
 
 def main() -> None:

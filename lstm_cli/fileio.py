@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -550,6 +549,8 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], force: bool = F
     if not parent.is_dir():
         raise InputError(f"{path}: folder {parent} does not exist")
     try:
+        import tempfile  # here, not at start-up: only writing commands need it
+
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise InputError(f"{path}: cannot write: {e.strerror or e}", exit_code=1) from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import math
-import zipfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +33,8 @@ def read_npy_header(
     f: IO[bytes] | io.RawIOBase, name: str, source: str
 ) -> tuple[tuple[int, ...], bool, Any]:
     """Parse a .npy header from ``f``: (shape, fortran_order, dtype), refusing pickles."""
+    import zipfile  # imported on use: start-up stays fast
+
     try:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -115,6 +116,8 @@ class NpzReader:
     """
 
     def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        import zipfile
+
         self.source = str(path)
         self.max_bytes = max_bytes
         try:
