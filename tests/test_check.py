@@ -266,7 +266,7 @@ def dump(obj, nonfinite_as=None) -> str:
 
 @pytest.fixture
 def vec_dir(in_tmp):
-    result = runner.invoke(app, ["vectors", "--out", "v", "--count", "26"])
+    result = runner.invoke(app, ["vectors", "--out", "v", "--count", "26", "--variants", "none"])
     assert result.exit_code == 0, result.output
     return in_tmp / "v"
 
