@@ -14,6 +14,8 @@ Layouts (how the user's function takes the cell; all return ``(h_next, c_next)``
   arrays: (4H, F), (4H, H), (4H,), (4H,), gate blocks i, f, g, o; both biases non-zero.
 - ``keras``: ``fn(x, h, c, kernel, recurrent_kernel, bias)``, Keras 3 ``LSTM``'s arrays:
   (F, 4H), (H, 4H), (4H,), gate blocks i, f, c, o.
+- ``onnx``: ``fn(x, h, c, W, R, B)``, ONNX ``LSTM``'s inputs for one direction: W (1, 4H, F),
+  R (1, 4H, H), B (1, 8H) = [Wb, Rb] with both halves non-zero; gate blocks i, o, f, c.
 
 ``x`` is (F,) or (B, F) and ``h``, ``c`` are (H,) or (B, H), NumPy arrays in the case's dtype.
 """
@@ -38,6 +40,7 @@ import numpy as np
 
 from .core import Array, clip_preactivation, lstm_step_variant, sigmoid
 from .errors import InputError
+from .layouts import ONNX_ORDER, to_onnx
 from .params import LSTMParams, to_keras, to_pytorch
 from .vectors import TOLERANCES, Case
 
@@ -120,6 +123,34 @@ def _no_biases(case: Case) -> dict[str, dict[str, Array]]:
     return {}
 
 
+def _onnx_args(case: Case) -> tuple[Array, ...]:
+    o = to_onnx(_params(case))
+    r = _bias_split(case)
+    H4 = 4 * case.n_hidden
+    wb = o["B"][0, :H4] - r
+    B = np.concatenate((wb, r))[None]  # (1, 8H): [Wb, Rb], both non-zero
+    x = case.inputs
+    return (x["x_t"], x["h_prev"], x["c_prev"], o["W"], o["R"], B.astype(case.dtype))
+
+
+def _onnx_biases(case: Case) -> dict[str, dict[str, Array]]:
+    """Biases as seen by a function that uses only one half of ONNX's B."""
+    r = _bias_split(case)
+    H = case.n_hidden
+    full = to_onnx(_params(case))["B"][0, : 4 * H]
+
+    def native(b: Array) -> dict[str, Array]:
+        return {g: b[k * H : (k + 1) * H] for k, g in enumerate(ONNX_ORDER)}
+
+    return dict(zip(ONNX_BIAS_MISTAKES, (native(full - r), native(r)), strict=True))
+
+
+ONNX_BIAS_MISTAKES = (
+    "uses Wb only (the second half of B, Rb, is ignored; ONNX adds both)",
+    "uses Rb only (the first half of B, Wb, is ignored; ONNX adds both)",
+)
+
+
 LAYOUTS: dict[str, Layout] = {
     "seed": Layout(
         "seed",
@@ -147,6 +178,15 @@ LAYOUTS: dict[str, Layout] = {
         _keras_args,
         (),
         _no_biases,
+    ),
+    "onnx": Layout(
+        "onnx",
+        "fn(x, h, c, W, R, B) -> (h_next, c_next); W (1, 4H, F), R (1, 4H, H), B (1, 8H)",
+        ONNX_ORDER,
+        {g: g for g in GATES},
+        _onnx_args,
+        ONNX_BIAS_MISTAKES,
+        _onnx_biases,
     ),
 }
 

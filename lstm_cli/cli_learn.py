@@ -383,6 +383,7 @@ class Layout(str, enum.Enum):
     seed = "seed"
     pytorch = "pytorch"
     keras = "keras"
+    onnx = "onnx"
 
 
 @app.command()
@@ -392,7 +393,7 @@ def check(
         typer.Argument(help="Your function as MODULE:FUNCTION (or path/to/file.py:FUNCTION)."),
     ] = None,
     layout: Annotated[
-        Layout, typer.Option(help="Your function's signature: seed, pytorch or keras.")
+        Layout, typer.Option(help="Your function's signature: seed, pytorch, keras or onnx.")
     ] = Layout.seed,
     vectors_dir: Annotated[
         Path | None, typer.Option("--vectors", help="Golden vectors folder (for --results).")
@@ -426,6 +427,8 @@ def check(
         lstm-cell check my_lstm:lstm_step
 
         lstm-cell check my_torch_port:cell --layout pytorch
+
+        lstm-cell check my_onnx_port:lstm --layout onnx
 
     A port in another language runs the golden vectors (lstm-cell vectors) and writes its
     outputs as JSON (see README), then:
