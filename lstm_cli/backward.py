@@ -21,6 +21,19 @@ Going backwards through the seed's equations (``*`` is elementwise, ``'`` marks 
     W_g'           = z_g'^T @ u,  b_g' = sum over the batch of z_g'
     u'             = sum_g z_g' @ W_g;  h_prev' = u'[:, :H],  x_t' = u'[:, H:]
 
+With ONNX's variants (see :mod:`lstm_cli.core`) the same walk gains these terms::
+
+    peepholes:     z_o' adds z_o' * Po to c_next' (o_t peeks at c_next, so this comes first);
+                   c_prev' += z_i' * Pi + z_f' * Pf;
+                   Pi' = sum z_i' * c_prev,  Pf' = sum z_f' * c_prev,  Po' = sum z_o' * c_next
+    clip C:        z_g' = 0 where the clip is active (the clipped z_g is at +-C);
+                   the clip's derivative is 1 only strictly inside (-C, C)
+    input_forget:  f_t = 1 - i_t, so i_t' -= f_t' and z_f' = 0 (Wf' and bf' are zero)
+
+Convention at the clip's boundary: a pre-activation that lands exactly on +-C is treated as
+clipped (gradient 0). ``torch.clamp`` counts the boundary as inside (gradient 1); the two
+differ only on that set of measure zero, where the function has no derivative.
+
 Gradients are named after their array with a ``d`` prefix (``dx_t``, ``dh_prev``, ``dWf``, ...)
 and have its shape: a 1-D ``h_prev``/``c_prev`` used for every row of a batch gets the sum
 over the batch. Weight and bias gradients are summed over the batch (and over time).
@@ -34,11 +47,12 @@ from typing import Any
 
 import numpy as np
 
-from .core import Array, StepResult, lstm_step_detailed
+from .core import Array, StepResult, lstm_step_variant
 
 WEIGHT_NAMES = ("Wf", "Wi", "Wo", "Wc")
 BIAS_NAMES = ("bf", "bi", "bo", "bc")
 PARAM_NAMES = WEIGHT_NAMES + BIAS_NAMES
+PEEPHOLE_NAMES = ("Pi", "Pf", "Po")  # gradients dPi, dPf, dPo only when the cell has them
 STEP_GRAD_NAMES = ("dx_t", "dh_prev", "dc_prev") + tuple("d" + n for n in PARAM_NAMES)
 SEQUENCE_GRAD_NAMES = ("dxs", "dh0", "dc0") + tuple("d" + n for n in PARAM_NAMES)
 
@@ -59,8 +73,61 @@ class Grads:
         return self.grads[name]
 
 
+@dataclass(frozen=True)
+class Variant:
+    """ONNX's variants of a cell (all off: the seed's equations); see :mod:`lstm_cli.core`.
+
+    ``peepholes`` maps ``Pi, Pf, Po`` to (H,) arrays, or is None.
+    """
+
+    peepholes: Mapping[str, Array] | None = None
+    clip: float | None = None
+    input_forget: bool = False
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any], clip: float | None, input_forget: bool) -> Variant:
+        """The variant of a params mapping (peepholes when it holds ``Pi``) and the switches."""
+        peep = None
+        if any(k in params for k in PEEPHOLE_NAMES):
+            peep = {k: np.asarray(params[k]) for k in PEEPHOLE_NAMES}
+        return cls(peep, None if clip is None else float(clip), bool(input_forget))
+
+    def step(
+        self, x_t: Array, h_prev: Array, c_prev: Array, params: Mapping[str, Any]
+    ) -> StepResult:
+        """The forward step of the core with this variant."""
+        return lstm_step_variant(
+            x_t, h_prev, c_prev, **{n: params[n] for n in PARAM_NAMES},
+            **(self.peepholes or {}), clip=self.clip, input_forget=self.input_forget,
+        )  # fmt: skip
+
+    def grad_names(self) -> tuple[str, ...]:
+        """The parameter gradients' names: ``dWf ... dbc``, then ``dPi, dPf, dPo``."""
+        names = PARAM_NAMES + (PEEPHOLE_NAMES if self.peepholes is not None else ())
+        return tuple("d" + n for n in names)
+
+
+PLAIN = Variant()
+
+
+def _inside(z: Array, clip: float | None) -> Array | float:
+    """The clip's derivative at the clipped pre-activation ``z``: 1 strictly inside
+    (-clip, clip), 0 where the clip is active (see the module docstring); 1 without a clip."""
+    if clip is None:
+        return 1.0
+    return (np.abs(z) < clip).astype(z.dtype)
+
+
+def _sum_batch(a: Array) -> Array:
+    return a.reshape(-1, a.shape[-1]).sum(axis=0)  # (H,)
+
+
 def _step_backward(
-    r: StepResult, weights: Mapping[str, Array], dh_next: Array, dc_next: Array
+    r: StepResult,
+    weights: Mapping[str, Array],
+    dh_next: Array,
+    dc_next: Array,
+    variant: Variant = PLAIN,
 ) -> tuple[Array, Array, Array, dict[str, Array]]:
     """Backward through one (possibly batched) step whose forward pass is ``r``.
 
@@ -68,18 +135,27 @@ def _step_backward(
     (h_prev/c_prev as broadcast to the batch) and the parameter gradients summed over it.
     """
     H = r.h_next.shape[-1]
+    P, clip = variant.peepholes, variant.clip
     tanh_c = np.tanh(r.c_next)
     do = dh_next * tanh_c
+    dz_o = do * r.o_t * (1.0 - r.o_t) * _inside(r.z_o, clip)
     dc = dc_next + dh_next * r.o_t * (1.0 - tanh_c**2)
+    if P is not None:
+        dc = dc + dz_o * P["Po"]  # z_o = ... + Po * c_next
     df = dc * r.c_prev
     di = dc * r.c_t_candidate
     dg = dc * r.i_t
     dc_prev = dc * r.f_t
+    if variant.input_forget:  # f_t = 1 - i_t: the forget path flows into i_t
+        di = di - df
+        dz_f = np.zeros_like(df)
+    else:
+        dz_f = df * r.f_t * (1.0 - r.f_t) * _inside(r.z_f, clip)
     dz = {
-        "i": di * r.i_t * (1.0 - r.i_t),
-        "f": df * r.f_t * (1.0 - r.f_t),
-        "o": do * r.o_t * (1.0 - r.o_t),
-        "c": dg * (1.0 - r.c_t_candidate**2),
+        "i": di * r.i_t * (1.0 - r.i_t) * _inside(r.z_i, clip),
+        "f": dz_f,
+        "o": dz_o,
+        "c": dg * (1.0 - r.c_t_candidate**2) * _inside(r.z_c, clip),
     }
     u2 = r.u.reshape(-1, r.u.shape[-1])  # (B, H + F); B = 1 without a batch
     grads: dict[str, Array] = {}
@@ -89,6 +165,11 @@ def _step_backward(
         grads["dW" + gate] = dz2.T @ u2  # (H, H + F)
         grads["db" + gate] = dz2.sum(axis=0)  # (H,)
         du = du + dz_g @ weights["W" + gate]  # (B, H + F)
+    if P is not None:
+        dc_prev = dc_prev + dz["i"] * P["Pi"] + dz["f"] * P["Pf"]
+        grads["dPi"] = _sum_batch(dz["i"] * r.c_prev)  # (H,)
+        grads["dPf"] = _sum_batch(dz["f"] * r.c_prev)
+        grads["dPo"] = _sum_batch(dz_o * r.c_next)
     return du[..., H:], du[..., :H], dc_prev, grads
 
 
@@ -128,49 +209,70 @@ def lstm_step_backward(
     bc: Array,
     dh_next: Array | None = None,
     dc_next: Array | None = None,
+    *,
+    Pi: Array | None = None,
+    Pf: Array | None = None,
+    Po: Array | None = None,
+    clip: float | None = None,
+    input_forget: bool = False,
 ) -> Grads:
-    """Gradients of one LSTM step (same arguments as :func:`lstm_cli.core.lstm_step`).
+    """Gradients of one LSTM step (same arguments as :func:`lstm_cli.core.lstm_step_variant`).
 
     Args:
         dh_next: upstream gradient of h_next, (H,) or (B, H); default ones.
         dc_next: upstream gradient of c_next, (H,) or (B, H); default zeros.
+        Pi, Pf, Po, clip, input_forget: ONNX's variants (off by default).
 
     Returns:
         :class:`Grads` with ``dx_t`` (F,) or (B, F), ``dh_prev`` and ``dc_prev`` shaped like
-        the given ``h_prev``/``c_prev``, ``dWf, dWi, dWo, dWc`` (H, H + F) and
-        ``dbf, dbi, dbo, dbc`` (H,).
+        the given ``h_prev``/``c_prev``, ``dWf, dWi, dWo, dWc`` (H, H + F),
+        ``dbf, dbi, dbo, dbc`` (H,), and ``dPi, dPf, dPo`` (H,) for a cell with peepholes.
+        With ``input_forget``, ``dWf`` and ``dbf`` are zero (Wf and bf are not used).
     """
-    weights = {"Wf": Wf, "Wi": Wi, "Wo": Wo, "Wc": Wc}
-    r = lstm_step_detailed(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+    params = {"Wf": Wf, "Wi": Wi, "Wo": Wo, "Wc": Wc, "bf": bf, "bi": bi, "bo": bo, "bc": bc}
+    peep = {k: v for k, v in (("Pi", Pi), ("Pf", Pf), ("Po", Po)) if v is not None}
+    variant = Variant.of(peep, clip, input_forget)
+    r = variant.step(x_t, h_prev, c_prev, {**params, **peep})
     shape, dtype = r.h_next.shape, r.h_next.dtype
     dh = _upstream(dh_next, shape, 1.0, "dh_next", dtype)
     dc = _upstream(dc_next, shape, 0.0, "dc_next", dtype)
-    dx, dh_prev, dc_prev, pgrads = _step_backward(
-        r, {k: np.asarray(v) for k, v in weights.items()}, dh, dc
-    )
+    weights = {k: np.asarray(params[k]) for k in WEIGHT_NAMES}
+    dx, dh_prev, dc_prev, pgrads = _step_backward(r, weights, dh, dc, variant)
     grads = {
         "dx_t": dx,
         "dh_prev": _reduce_to(dh_prev, np.shape(h_prev)),
         "dc_prev": _reduce_to(dc_prev, np.shape(c_prev)),
     }
-    grads.update({"d" + n: pgrads["d" + n] for n in PARAM_NAMES})
+    grads.update({n: pgrads[n] for n in variant.grad_names()})
     return Grads(grads=grads, h_next=r.h_next, c_next=r.c_next)
 
 
 def lstm_sequence_forward(
-    xs: Array, h0: Array, c0: Array, params: Mapping[str, Array]
+    xs: Array,
+    h0: Array,
+    c0: Array,
+    params: Mapping[str, Array],
+    clip: float | None = None,
+    input_forget: bool = False,
 ) -> list[StepResult]:
     """Run the cell over ``xs`` (T, F) or (T, B, F) from ``h0``, ``c0``; one result per step.
 
-    A plain loop over :func:`lstm_step_detailed`; ``params`` holds Wf, Wi, Wo, Wc, bf, bi, bo, bc.
+    A plain loop over the core's step; ``params`` holds Wf, Wi, Wo, Wc, bf, bi, bo, bc (and
+    Pi, Pf, Po for peepholes); ``clip`` and ``input_forget`` are ONNX's other variants.
     """
+    return _forward(xs, h0, c0, params, Variant.of(params, clip, input_forget))
+
+
+def _forward(
+    xs: Array, h0: Array, c0: Array, params: Mapping[str, Array], variant: Variant
+) -> list[StepResult]:
     xs = np.asarray(xs)
     if xs.ndim not in (2, 3) or xs.shape[0] == 0:
         raise ValueError(f"xs must be (T, F) or (T, B, F) with T >= 1, got shape {xs.shape}")
     results = []
     h, c = np.asarray(h0), np.asarray(c0)
     for x_t in xs:
-        r = lstm_step_detailed(x_t, h, c, **{n: params[n] for n in PARAM_NAMES})
+        r = variant.step(x_t, h, c, params)
         results.append(r)
         h, c = r.h_next, r.c_next
     return results
@@ -184,22 +286,29 @@ def lstm_sequence_backward(
     dh_next: Array | None = None,
     dc_next: Array | None = None,
     dhs: Array | None = None,
+    *,
+    clip: float | None = None,
+    input_forget: bool = False,
 ) -> Grads:
     """Backpropagation through time over a sequence.
 
     Args:
         xs: inputs (T, F) or (T, B, F).
         h0, c0: the initial state, (H,) or (B, H).
-        params: Wf, Wi, Wo, Wc (H, H + F) and bf, bi, bo, bc (H,).
+        params: Wf, Wi, Wo, Wc (H, H + F) and bf, bi, bo, bc (H,); with peepholes also
+            Pi, Pf, Po (H,).
         dh_next, dc_next: upstream gradients of the final h_T and c_T, (H,) or (B, H);
             defaults ones and zeros.
         dhs: upstream gradients of every step's output h_t, (T, H) or (T, B, H); default zeros.
+        clip, input_forget: ONNX's other variants (off by default).
 
     Returns:
         :class:`Grads` with ``dxs`` shaped like ``xs``, ``dh0``/``dc0`` like ``h0``/``c0``,
-        and ``dW*``/``db*`` summed over time and batch; ``h_next``/``c_next`` are h_T, c_T.
+        and ``dW*``/``db*`` (and ``dP*``) summed over time and batch; ``h_next``/``c_next``
+        are h_T, c_T.
     """
-    results = lstm_sequence_forward(xs, h0, c0, params)
+    variant = Variant.of(params, clip, input_forget)
+    results = _forward(xs, h0, c0, params, variant)
     last = results[-1]
     shape, dtype = last.h_next.shape, last.h_next.dtype
     dh = _upstream(dh_next, shape, 1.0, "dh_next", dtype)
@@ -207,10 +316,12 @@ def lstm_sequence_backward(
     T = len(results)
     per_step = _upstream(dhs, (T,) + shape, 0.0, "dhs", dtype)
     weights = {n: np.asarray(params[n]) for n in WEIGHT_NAMES}
-    totals = {"d" + n: np.zeros_like(np.asarray(params[n]), dtype=dtype) for n in PARAM_NAMES}
+    totals = {
+        n: np.zeros_like(np.asarray(params[n[1:]]), dtype=dtype) for n in variant.grad_names()
+    }
     dxs = np.zeros(np.shape(xs), dtype=dtype)
     for t in range(T - 1, -1, -1):
-        dx, dh, dc, pgrads = _step_backward(results[t], weights, dh + per_step[t], dc)
+        dx, dh, dc, pgrads = _step_backward(results[t], weights, dh + per_step[t], dc, variant)
         dxs[t] = dx
         for k, v in pgrads.items():
             totals[k] = totals[k] + v
@@ -283,10 +394,14 @@ def gradient_check(
     eps: float = 1e-6,
     max_entries: int | None = None,
     seed: int = 0,
+    clip: float | None = None,
+    input_forget: bool = False,
 ) -> list[CheckRow]:
     """Compare the analytic gradients with central differences, in float64, per array.
 
-    ``x`` is ``x_t`` for one step, or ``xs`` (T, ...) with ``sequence=True``. With
+    ``x`` is ``x_t`` for one step, or ``xs`` (T, ...) with ``sequence=True``; ``params`` may
+    hold the peepholes ``Pi, Pf, Po``, and ``clip``/``input_forget`` set the other variants
+    (a pre-activation within ``eps`` of the clip's boundary makes its numbers meaningless). With
     ``max_entries``, arrays larger than that are checked on that many random entries
     (``seed``), the rest of the array is skipped. Returns one :class:`CheckRow` per gradient.
     """
@@ -295,7 +410,10 @@ def gradient_check(
         ("h0" if sequence else "h_prev"): np.array(h, dtype=np.float64),
         ("c0" if sequence else "c_prev"): np.array(c, dtype=np.float64),
     }
-    arrays.update({n: np.array(params[n], dtype=np.float64) for n in PARAM_NAMES})
+    peep = PEEPHOLE_NAMES if any(k in params for k in PEEPHOLE_NAMES) else ()
+    arrays.update({n: np.array(params[n], dtype=np.float64) for n in PARAM_NAMES + peep})
+    variant_kw: dict[str, Any] = {"clip": clip, "input_forget": input_forget}
+    variant = Variant.of(arrays, clip, input_forget)
     names = list(arrays)
     xk, hk, ck = names[:3]
 
@@ -304,16 +422,21 @@ def gradient_check(
 
     dh, dc, dhs64 = up(dh_next), up(dc_next), up(dhs)
 
+    cell: dict[str, Any] = {n: arrays[n] for n in PARAM_NAMES + peep}
+
     def analytic() -> Grads:
         if sequence:
-            return lstm_sequence_backward(arrays[xk], arrays[hk], arrays[ck], arrays, dh, dc, dhs64)
+            return lstm_sequence_backward(
+                arrays[xk], arrays[hk], arrays[ck], arrays, dh, dc, dhs64, **variant_kw
+            )
         return lstm_step_backward(
             arrays[xk],
             arrays[hk],
             arrays[ck],
-            **{n: arrays[n] for n in PARAM_NAMES},
+            **cell,
             dh_next=dh,
             dc_next=dc,
+            **variant_kw,
         )
 
     g = analytic()
@@ -323,15 +446,13 @@ def gradient_check(
 
     def loss() -> float:
         if sequence:
-            results = lstm_sequence_forward(arrays[xk], arrays[hk], arrays[ck], arrays)
+            results = _forward(arrays[xk], arrays[hk], arrays[ck], arrays, variant)
             total = float(np.sum(w_h * results[-1].h_next) + np.sum(w_c * results[-1].c_next))
             if dhs64 is not None:
                 hs = np.stack([r.h_next for r in results])
                 total += float(np.sum(np.broadcast_to(dhs64, hs.shape) * hs))
             return total
-        r = lstm_step_detailed(
-            arrays[xk], arrays[hk], arrays[ck], *(arrays[n] for n in PARAM_NAMES)
-        )
+        r = variant.step(arrays[xk], arrays[hk], arrays[ck], arrays)
         return float(np.sum(w_h * r.h_next) + np.sum(w_c * r.c_next))
 
     rng = np.random.default_rng(seed)

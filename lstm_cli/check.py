@@ -14,6 +14,8 @@ Layouts (how the user's function takes the cell; all return ``(h_next, c_next)``
   arrays: (4H, F), (4H, H), (4H,), (4H,), gate blocks i, f, g, o; both biases non-zero.
 - ``keras``: ``fn(x, h, c, kernel, recurrent_kernel, bias)``, Keras 3 ``LSTM``'s arrays:
   (F, 4H), (H, 4H), (4H,), gate blocks i, f, c, o.
+- ``onnx``: ``fn(x, h, c, W, R, B)``, ONNX ``LSTM``'s inputs for one direction: W (1, 4H, F),
+  R (1, 4H, H), B (1, 8H) = [Wb, Rb] with both halves non-zero; gate blocks i, o, f, c.
 
 ``x`` is (F,) or (B, F) and ``h``, ``c`` are (H,) or (B, H), NumPy arrays in the case's dtype.
 """
@@ -36,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .core import Array, sigmoid
+from .core import Array, clip_preactivation, lstm_step_variant, sigmoid
 from .errors import InputError
+from .layouts import ONNX_ORDER, to_onnx
 from .params import LSTMParams, to_keras, to_pytorch
 from .vectors import TOLERANCES, Case
 
@@ -120,6 +123,34 @@ def _no_biases(case: Case) -> dict[str, dict[str, Array]]:
     return {}
 
 
+def _onnx_args(case: Case) -> tuple[Array, ...]:
+    o = to_onnx(_params(case))
+    r = _bias_split(case)
+    H4 = 4 * case.n_hidden
+    wb = o["B"][0, :H4] - r
+    B = np.concatenate((wb, r))[None]  # (1, 8H): [Wb, Rb], both non-zero
+    x = case.inputs
+    return (x["x_t"], x["h_prev"], x["c_prev"], o["W"], o["R"], B.astype(case.dtype))
+
+
+def _onnx_biases(case: Case) -> dict[str, dict[str, Array]]:
+    """Biases as seen by a function that uses only one half of ONNX's B."""
+    r = _bias_split(case)
+    H = case.n_hidden
+    full = to_onnx(_params(case))["B"][0, : 4 * H]
+
+    def native(b: Array) -> dict[str, Array]:
+        return {g: b[k * H : (k + 1) * H] for k, g in enumerate(ONNX_ORDER)}
+
+    return dict(zip(ONNX_BIAS_MISTAKES, (native(full - r), native(r)), strict=True))
+
+
+ONNX_BIAS_MISTAKES = (
+    "uses Wb only (the second half of B, Rb, is ignored; ONNX adds both)",
+    "uses Rb only (the first half of B, Wb, is ignored; ONNX adds both)",
+)
+
+
 LAYOUTS: dict[str, Layout] = {
     "seed": Layout(
         "seed",
@@ -147,6 +178,15 @@ LAYOUTS: dict[str, Layout] = {
         _keras_args,
         (),
         _no_biases,
+    ),
+    "onnx": Layout(
+        "onnx",
+        "fn(x, h, c, W, R, B) -> (h_next, c_next); W (1, 4H, F), R (1, 4H, H), B (1, 8H)",
+        ONNX_ORDER,
+        {g: g for g in GATES},
+        _onnx_args,
+        ONNX_BIAS_MISTAKES,
+        _onnx_biases,
     ),
 }
 
@@ -537,8 +577,12 @@ def diagnose(
         if warned:
             detail += f" ({warned[0]})"
         found.append(Diagnosis(culprit, detail, f"{names}{more}"))
-    # 2. mistakes whose outputs match the user's on every comparable case
-    usable = [k for k in range(len(cases)) if _finite(outcomes[k])]
+    # 2. ONNX variant cases: the variant's own known mistakes
+    found += _diagnose_variants(cases, outcomes, reports, atol, rtol)
+    # 3. mistakes whose outputs match the user's on every comparable standard case
+    usable = [
+        k for k in range(len(cases)) if _finite(outcomes[k]) and cases[k].variant == "standard"
+    ]
     usable_failing = [k for k in usable if not reports[k].ok]
     if not usable_failing:
         return found
@@ -575,6 +619,113 @@ def diagnose(
     if not matches and (best[1] is None or best[0] * 2 < n_f):
         found.append(_fallback(cases, outcomes, reports, usable_failing, atol, rtol))
     return found
+
+
+def _variant_step(case: Case, po_on_c_prev: bool = False, **off: Any) -> tuple[Array, Array]:
+    """The variant case's reference step with some of its variant switched ``off``
+    (``peepholes``, ``clip``, ``input_forget`` = True), or with the output peephole reading
+    c_prev instead of c_next, or (``swap_pf_po``) Pf and Po exchanged."""
+    st = case.settings
+    p = {k: np.asarray(v, dtype=np.float64) for k, v in case.params.items()}
+    x, h, c = (np.asarray(case.inputs[k], dtype=np.float64) for k in ("x_t", "h_prev", "c_prev"))
+    peep = st.get("peepholes") and not off.get("peepholes")
+    P = {k: p[k] for k in ("Pi", "Pf", "Po")} if peep else {}
+    if off.get("swap_pf_po"):
+        P = {"Pi": P["Pi"], "Pf": P["Po"], "Po": P["Pf"]}
+    clip = None if off.get("clip") else st.get("clip")
+    coupled = bool(st.get("input_forget")) and not off.get("input_forget")
+    eight = {k: p[k] for k in ("Wf", "Wi", "Wo", "Wc", "bf", "bi", "bo", "bc")}
+    r = lstm_step_variant(x, h, c, **eight, **P, clip=clip, input_forget=coupled)
+    if not po_on_c_prev:
+        return r.h_next, r.c_next
+    z_o = clip_preactivation(r.u @ p["Wo"].T + p["bo"] + p["Po"] * r.c_prev, clip)
+    return sigmoid(z_o) * np.tanh(r.c_next), r.c_next
+
+
+def variant_hypotheses(settings: dict[str, Any]) -> list[Hypothesis]:
+    """The known mistakes of a port of ONNX's variants, for cases with these settings."""
+    out = []
+    if settings.get("peepholes"):
+        out.append(Hypothesis(
+            "peepholes ignored", "Pi, Pf, Po are not added to z_i, z_f, z_o",
+            partial(_variant_step, peepholes=True),
+        ))  # fmt: skip
+        out.append(Hypothesis(
+            "output peephole reads c_prev",
+            "z_o adds Po * c_prev; ONNX's output gate peeks at the new cell state, Po * c_next",
+            partial(_variant_step, po_on_c_prev=True),
+        ))  # fmt: skip
+        out.append(Hypothesis(
+            "peepholes Pf and Po swapped",
+            "ONNX stacks P as [Pi, Po, Pf]: reading it as [Pi, Pf, Po] swaps Pf and Po",
+            partial(_variant_step, swap_pf_po=True),
+        ))  # fmt: skip
+    if settings.get("clip") is not None:
+        out.append(Hypothesis(
+            "clip ignored", "the pre-activations are not clipped to [-clip, clip]",
+            partial(_variant_step, clip=True),
+        ))  # fmt: skip
+    if settings.get("input_forget"):
+        out.append(Hypothesis(
+            "input_forget ignored",
+            "f_t = sigmoid(Wf @ u + bf); with input_forget ONNX couples it: f_t = 1 - i_t",
+            partial(_variant_step, input_forget=True),
+        ))  # fmt: skip
+    return out
+
+
+def _diagnose_variants(
+    cases: Sequence[Case],
+    outcomes: Sequence[Outcome],
+    reports: Sequence[CaseReport],
+    atol: float | None,
+    rtol: float | None,
+) -> list[Diagnosis]:
+    """Per ONNX variant with failing cases: the known mistake matching all its cases."""
+    found = []
+    variants = sorted({c.variant for c in cases} - {"standard"})
+    for variant in variants:
+        ks = [k for k, c in enumerate(cases) if c.variant == variant]
+        failing = [k for k in ks if not reports[k].ok]
+        if not failing:
+            continue
+        missing = [k for k in failing if outcomes[k].h_next is None and outcomes[k].c_next is None]
+        if len(missing) == len(failing):
+            found.append(Diagnosis(
+                f"variant {variant}: no results",
+                "no usable h_next/c_next for this ONNX variant's cases; a port without "
+                "ONNX's variants takes vectors made with: lstm-cell vectors --variants none",
+                f"{len(failing)} {variant} cases",
+            ))  # fmt: skip
+            continue
+        usable = [k for k in ks if _finite(outcomes[k])]
+        match = None
+        for hyp in variant_hypotheses(cases[ks[0]].settings):
+            if usable and all(_agrees(cases[k], outcomes[k], hyp, atol, rtol) for k in usable):
+                match = hyp
+                break
+        if match is not None:
+            found.append(Diagnosis(f"variant {variant}: {match.culprit}", match.detail,
+                                   f"all {len(usable)} {variant} cases"))  # fmt: skip
+        else:
+            found.append(Diagnosis(
+                f"variant {variant}: its equations",
+                "no known mistake matches; compare with the manifest's equations for "
+                f"{variant} (ONNX Runtime's order: peephole, clip, activation)",
+                f"{len(failing)} of {len(ks)} {variant} cases",
+            ))  # fmt: skip
+    return found
+
+
+def _agrees(
+    case: Case, outcome: Outcome, hyp: Hypothesis, atol: float | None, rtol: float | None
+) -> bool:
+    a, r = tolerance(case, atol, rtol)
+    if case.dtype == "float32":
+        a, r = max(a, TOLERANCES["float32"]["atol"]), max(r, TOLERANCES["float32"]["rtol"])
+    with np.errstate(all="ignore"):
+        h, c = hyp.predict(case)
+    return _close(outcome.h_next, h, a, r) and _close(outcome.c_next, c, a, r)
 
 
 def _fallback(

@@ -14,18 +14,31 @@ import numpy as np
 import typer
 
 from . import fileio
-from .cli import DType, ForceOpt, JsonOpt, PrettyOpt, _use_pretty, _write_stdout, app
+from .cli import (
+    DEFAULT_MAX_INPUT_MB,
+    ClipOpt,
+    DType,
+    ForceOpt,
+    FromOpt,
+    InputForgetOpt,
+    JsonOpt,
+    KeyPrefixOpt,
+    MaxInputOpt,
+    NoClipOpt,
+    NoPeepholesOpt,
+    PrettyOpt,
+    _cast_cell,
+    _describe_variant,
+    _load_cell,
+    _use_pretty,
+    _write_stdout,
+    app,
+)
 from .core import Array
 from .errors import InputError
-from .params import NOTEBOOK_SEED, ParamSet, notebook_default
+from .params import ParamSet
 
 CHECK_MAX_ENTRIES = 200  # the gradient check samples larger arrays
-
-
-def _load_param_set(params: Path | None) -> tuple[ParamSet, str]:
-    if params is None:
-        return notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
-    return fileio.load_param_set(params), str(params)
 
 
 def _load(spec: str, name: str) -> Array:
@@ -84,8 +97,13 @@ def _upstream(spec: str | None, name: str, shape: tuple[int, ...]) -> Array | No
 def grad(
     params: Annotated[
         Path | None,
-        typer.Option(help="Params .npz (from init). Default: the notebook's seed-42 cell."),
+        typer.Option(
+            help="Params file in any layout, as for step (ONNX variants included). "
+            "Default: the notebook's seed-42 cell."
+        ),
     ] = None,
+    layout: FromOpt = None,
+    key_prefix: KeyPrefixOpt = None,
     x: Annotated[
         str | None, typer.Option("--x", help="x_t, (F,) or (B, F): .npy, .json, or - for stdin.")
     ] = None,
@@ -124,16 +142,23 @@ def grad(
         Path | None,
         typer.Option("--out", "-o", help="Also save the gradients: .json, else .npz."),
     ] = None,
+    clip: ClipOpt = None,
+    no_clip: NoClipOpt = False,
+    input_forget: InputForgetOpt = None,
+    no_peepholes: NoPeepholesOpt = False,
     force: ForceOpt = False,
+    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
 ) -> None:
     """The backward pass of one step (or of a sequence with --xs): gradients of every input,
-    weight and bias, named dx_t, dh_prev, dc_prev, dWf, ..., dbc (dxs, dh0, dc0 for --xs).
+    weight and bias, named dx_t, dh_prev, dc_prev, dWf, ..., dbc (dxs, dh0, dc0 for --xs),
+    and dPi, dPf, dPo for a cell with peepholes.
 
     The loss is sum(dh_next * h_next) + sum(dc_next * c_next), plus sum(dhs[t] * h_t) for a
     sequence; by default dh_next is ones and dc_next zeros, the gradients of sum(h_next).
-    Inputs are given as for step.
+    Inputs and ONNX's variants (peepholes, clip, input_forget) are given as for step; the
+    clip's derivative is taken as 0 where a pre-activation sits exactly on +-clip.
 
         lstm-cell grad --check
 
@@ -149,12 +174,17 @@ def grad(
     specs = [s for s in (x, h, c, xs, dh_next, dc_next, dhs) if s == fileio.STDIN]
     if len(specs) > 1:
         raise InputError("only one input can come from stdin")
-    param_set, label = _load_param_set(params)
-    cell = param_set.params.astype(dtype.value)
+    max_bytes = max_input_mb << 20
+    param_set, label = _load_cell(
+        params, max_bytes, layout, key_prefix, clip, no_clip, input_forget, no_peepholes
+    )
+    cell = _cast_cell(param_set.params, dtype.value, label)
+    variant: dict[str, Any] = {"clip": cell.clip_value, "input_forget": cell.coupled}
+    cell_arrays: dict[str, Any] = dict(cell.all_arrays())
     notes: list[str] = []
     if xs is None:
         inputs, sources, notes = fileio.resolve_step_inputs(
-            {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label
+            {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label, max_bytes=max_bytes
         )
         state_shape = inputs["x_t"].shape[:-1] + (cell.n_hidden,)
     else:
@@ -170,13 +200,14 @@ def grad(
     up_cast = {k: None if v is None else v.astype(dtype.value) for k, v in up.items()}
     if xs is None:
         g = lstm_step_backward(
-            inputs["x_t"], inputs["h_prev"], inputs["c_prev"], **cell.arrays(),
-            dh_next=up_cast["dh_next"], dc_next=up_cast["dc_next"],
+            inputs["x_t"], inputs["h_prev"], inputs["c_prev"], **cell_arrays,
+            dh_next=up_cast["dh_next"], dc_next=up_cast["dc_next"], **variant,
         )  # fmt: skip
     else:
         g = lstm_sequence_backward(
-            inputs["xs"], inputs["h0"], inputs["c0"], cell.arrays(),
+            inputs["xs"], inputs["h0"], inputs["c0"], cell_arrays,
             dh_next=up_cast["dh_next"], dc_next=up_cast["dc_next"], dhs=up_cast.get("dhs"),
+            **variant,
         )  # fmt: skip
     if not all(np.all(np.isfinite(v)) for v in g.grads.values()):
         raise InputError(f"a gradient overflowed {dtype.value}: inputs too large", exit_code=1)
@@ -187,12 +218,13 @@ def grad(
             inputs[names[0]],
             inputs[names[1]],
             inputs[names[2]],
-            param_set.params.arrays(),
+            param_set.params.all_arrays(),
             dh_next=up["dh_next"],
             dc_next=up["dc_next"],
             dhs=up.get("dhs"),
             sequence=xs is not None,
             max_entries=CHECK_MAX_ENTRIES,
+            **variant,
         )  # fmt: skip
         if any(r.checked < r.size for r in rows):
             notes.append(
@@ -216,7 +248,10 @@ def grad(
         "shapes": {k: list(v.shape) for k, v in g.grads.items()},
         "dtype": dtype.value,
         "sources": {**sources, "params": label},
+        "variant": cell.variant(),
     }
+    if not cell.is_plain:
+        notes.append(_describe_variant(cell))
     if rows is not None:
         payload["check"] = {
             "method": "central differences in float64, eps 1e-6; rel_error = "
@@ -268,6 +303,13 @@ def vectors(
     ] = Path("vectors"),
     count: Annotated[int, typer.Option(min=1, max=10_000, help="Number of cases.")] = 26,
     seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the cases.")] = 0,
+    variants: Annotated[
+        str,
+        typer.Option(
+            help="ONNX variant cases to add: all, none, or a comma list of peepholes, clip, "
+            "input_forget, onnx_all (all three at once)."
+        ),
+    ] = "all",
     force: ForceOpt = False,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
@@ -275,15 +317,21 @@ def vectors(
     """Write golden test vectors for a port: per case the params, inputs and every
     intermediate (u, pre-activations, gates, c_next, h_next) as .json and .npz, and a
     manifest.json with the equations, the gate order and the dtypes. Deterministic for a
-    seed; the default 26 cases cover every shape, magnitude and edge case in float32 and
-    float64. Run your port on them, then: lstm-cell check --vectors DIR --results FILE
+    seed; the default 26 standard cases cover every shape, magnitude and edge case in
+    float32 and float64, then 3 cases of each of ONNX's variants follow (peepholes, clip,
+    input_forget, all three), their equations in the manifest. A port without the variants
+    takes --variants none. Run your port on them, then:
+    lstm-cell check --vectors DIR --results FILE
 
         lstm-cell vectors --count 26 --seed 0 --out vectors
+
+        lstm-cell vectors --variants none --out plain-vectors
     """
-    from .vectors import build_cases, write_vectors
+    from .vectors import VARIANTS, build_cases, write_vectors
 
     use_pretty = _use_pretty(json_, pretty)
-    cases = build_cases(count, seed)
+    chosen = _variant_list(variants, VARIANTS)
+    cases = build_cases(count, seed, chosen)
     written = write_vectors(out, cases, seed, force=force)
     if use_pretty:
         from rich import box
@@ -305,14 +353,37 @@ def vectors(
             table.add_row(cs.name, cs.shape_label(), Text(f"{cs.kind}: {cs.spec.description}"))
         make_console().print(table)
     else:
-        summary = {"path": str(out), "seed": seed, "cases": [cs.name for cs in cases]}
+        summary = {
+            "path": str(out),
+            "seed": seed,
+            "variants": list(chosen),
+            "cases": [cs.name for cs in cases],
+        }
         _write_stdout(fileio.dumps({**summary, "files": len(written)}))
+
+
+def _variant_list(spec: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """``all``, ``none`` or a comma list of known variant names, in the known order."""
+    if spec.strip() == "all":
+        return known
+    if spec.strip() == "none":
+        return ()
+    names = [p.strip() for p in spec.split(",") if p.strip()]
+    for name in names:
+        if name not in known:
+            raise typer.BadParameter(
+                f"unknown variant {name!r}; expected all, none or a comma list of "
+                + ", ".join(known),
+                param_hint="--variants",
+            )
+    return tuple(v for v in known if v in names)
 
 
 class Layout(str, enum.Enum):
     seed = "seed"
     pytorch = "pytorch"
     keras = "keras"
+    onnx = "onnx"
 
 
 @app.command()
@@ -322,7 +393,7 @@ def check(
         typer.Argument(help="Your function as MODULE:FUNCTION (or path/to/file.py:FUNCTION)."),
     ] = None,
     layout: Annotated[
-        Layout, typer.Option(help="Your function's signature: seed, pytorch or keras.")
+        Layout, typer.Option(help="Your function's signature: seed, pytorch, keras or onnx.")
     ] = Layout.seed,
     vectors_dir: Annotated[
         Path | None, typer.Option("--vectors", help="Golden vectors folder (for --results).")
@@ -356,6 +427,8 @@ def check(
         lstm-cell check my_lstm:lstm_step
 
         lstm-cell check my_torch_port:cell --layout pytorch
+
+        lstm-cell check my_onnx_port:lstm --layout onnx
 
     A port in another language runs the golden vectors (lstm-cell vectors) and writes its
     outputs as JSON (see README), then:

@@ -7,15 +7,15 @@ A case is drawn from a list of specs (shapes, magnitudes, dtype) cycled through:
 how many were asked for. Inputs and params are exactly representable in the case's dtype; the
 expected values are computed from them in float64 (the truth a port is held against).
 
-Variants (the hook for cells other than the seed's, e.g. ONNX's peepholes, clip or
-input_forget): a case has a ``variant`` name. ``REFERENCES[variant]`` computes its expected
-arrays (a dict of float64 arrays, ``h_next`` and ``c_next`` among them) from ``case.params``
-and ``case.inputs``; extra parameters (e.g. ``P``) simply go into ``case.params``. To add
-one: register its reference function in ``REFERENCES`` and its specs in ``VARIANT_SPECS``;
-``build_cases(..., variants=(...))`` then appends those cases and ``write_vectors`` writes
-them like any other. ``check MODULE:FUNCTION`` only runs ``standard`` cases (the user's
-function has the seed's signature); ``check --vectors`` skips cases of variants it has no
-reference for.
+Variants: a case has a ``variant`` name and ``settings`` (``peepholes``, ``clip``,
+``input_forget``: ONNX's variants, see :mod:`lstm_cli.core`). ``REFERENCES[variant]``
+computes its expected arrays (a dict of float64 arrays, ``h_next`` and ``c_next`` among them)
+from ``case.params`` (with ``Pi, Pf, Po`` for peepholes), ``case.inputs`` and the settings.
+The ONNX variants ``peepholes``, ``clip``, ``input_forget`` and ``onnx_all`` (all three) are
+registered here, each with its specs in ``VARIANT_SPECS``; ``build_cases(..., variants=(...))``
+appends their cases after the standard ones. ``check MODULE:FUNCTION`` only runs ``standard``
+cases (the user's function has the seed's signature); ``check --vectors`` compares every case
+(and skips cases of variants it has no reference for).
 """
 
 from __future__ import annotations
@@ -32,9 +32,17 @@ from typing import IO, Any
 import numpy as np
 
 from . import __version__
-from .core import Array, lstm_step_detailed
+from .core import Array, lstm_step_variant
 from .errors import InputError
-from .params import BIAS_NAMES, PARAM_NAMES, WEIGHT_NAMES, LSTMParams, notebook_default
+from .params import (
+    BIAS_NAMES,
+    PARAM_NAMES,
+    PEEPHOLE_NAMES,
+    WEIGHT_NAMES,
+    LSTMParams,
+    notebook_default,
+    variant_from_meta,
+)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -52,6 +60,33 @@ EQUATIONS = [
     "h_next = o_t * tanh(c_next)",
     "sigmoid(z) = 1 / (1 + exp(-z)), computed without overflow for any finite z",
 ]
+# ONNX's variants, as a porter implements them (ONNX Runtime's order: peephole, clip, activation)
+VARIANT_EQUATIONS: dict[str, list[str]] = {
+    "peepholes": [
+        "peephole weights Pi, Pf, Po, each (H,), act elementwise on the cell state:",
+        "z_i = Wi @ u + bi + Pi * c_prev;  z_f = Wf @ u + bf + Pf * c_prev",
+        "c_next = f_t * c_prev + i_t * c_t_candidate  (as in the seed)",
+        "z_o = Wo @ u + bo + Po * c_next  # the output gate peeks at the NEW cell state",
+        "ONNX's P input stacks them as [Pi, Po, Pf]",
+    ],
+    "clip": [
+        "every pre-activation (peephole terms included) is clipped before its activation:",
+        "z_* = min(max(z_*, -clip), clip);  c_next and tanh(c_next) are NOT clipped",
+        "pre_activations in the case files are the clipped values",
+    ],
+    "input_forget": [
+        "the forget gate is coupled to the input gate: f_t = 1 - i_t",
+        "Wf and bf are present but unused; z_f is reported as -z_i (sigmoid(-z_i) = 1 - i_t)",
+    ],
+    "onnx_all": ["peepholes, clip and input_forget together, in the order above"],
+}
+VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
+    "peepholes": {"peepholes": True, "clip": None, "input_forget": False},
+    "clip": {"peepholes": False, "clip": 1.5, "input_forget": False},
+    "input_forget": {"peepholes": False, "clip": None, "input_forget": True},
+    "onnx_all": {"peepholes": True, "clip": 2.0, "input_forget": True},
+}
+VARIANTS = tuple(VARIANT_SETTINGS)
 GATE_ORDER = (
     "separate arrays per gate: Wf, Wi, Wo, Wc, each (H, H + F), act on u = concat(h_prev, x_t) "
     "(the H hidden columns first, then the F input columns); bf, bi, bo, bc, each (H,). "
@@ -163,8 +198,26 @@ SPECS: tuple[Spec, ...] = (
     ),  # fmt: skip
     Spec("wide", "random", "H = 32, F = 16, a batch of 2", 16, 32, 2, "float32"),
 )
+
+
+def _variant_specs(variant: str, what: str) -> tuple[Spec, ...]:
+    return (
+        Spec(f"{variant}", "variant", f"{what}, one example", 3, 4, None, "float64",
+             variant=variant),
+        Spec(f"{variant}_batch", "variant", f"{what}, a batch of 3", 5, 3, 3, "float32",
+             variant=variant),
+        Spec(f"{variant}_large", "variant", f"{what}, large magnitudes", 4, 2, 2, "float64",
+             weight_scale=3.0, input_scale=3.0, variant=variant),
+    )  # fmt: skip
+
+
 # Specs of variants other than "standard", appended by build_cases(variants=...).
-VARIANT_SPECS: dict[str, tuple[Spec, ...]] = {}
+VARIANT_SPECS: dict[str, tuple[Spec, ...]] = {
+    "peepholes": _variant_specs("peepholes", "ONNX peepholes"),
+    "clip": _variant_specs("clip", "ONNX cell clip 1.5"),
+    "input_forget": _variant_specs("input_forget", "ONNX input_forget (f = 1 - i)"),
+    "onnx_all": _variant_specs("onnx_all", "peepholes, clip 2 and input_forget"),
+}
 
 
 @dataclass(frozen=True)
@@ -177,6 +230,7 @@ class Case:
     params: dict[str, Array]
     inputs: dict[str, Array]
     expected: dict[str, Array] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # a variant's switches
 
     @property
     def name(self) -> str:
@@ -208,18 +262,35 @@ class Case:
         return f"{b}F={self.n_features} H={self.n_hidden}"
 
 
-def standard_reference(params: dict[str, Array], inputs: dict[str, Array]) -> dict[str, Array]:
+def standard_reference(
+    params: dict[str, Array], inputs: dict[str, Array], settings: dict[str, Any] | None = None
+) -> dict[str, Array]:
     """Every intermediate of the seed's step, computed in float64."""
-    p = {k: np.asarray(params[k], dtype=np.float64) for k in PARAM_NAMES}
+    return variant_reference(params, inputs, {})
+
+
+def variant_reference(
+    params: dict[str, Array], inputs: dict[str, Array], settings: dict[str, Any] | None = None
+) -> dict[str, Array]:
+    """Every intermediate of a step with ONNX's variants (the core's), computed in float64:
+    peepholes from ``params`` (Pi, Pf, Po), ``clip`` and ``input_forget`` from ``settings``."""
+    settings = settings or {}
+    names = PARAM_NAMES + (PEEPHOLE_NAMES if settings.get("peepholes") else ())
+    p = {k: np.asarray(params[k], dtype=np.float64) for k in names}
     x = {k: np.asarray(inputs[k], dtype=np.float64) for k in INPUT_NAMES}
-    r = lstm_step_detailed(x["x_t"], x["h_prev"], x["c_prev"], **p)
+    r = lstm_step_variant(x["x_t"], x["h_prev"], x["c_prev"], **p,
+                          clip=settings.get("clip"),
+                          input_forget=bool(settings.get("input_forget", False)))  # fmt: skip
     arrays = r.arrays()
     return {k: arrays[k] for k in ("u", "z_i", "z_f", "z_o", "z_c", "i_t", "f_t", "o_t",
                                    "c_t_candidate", "c_next", "h_next")}  # fmt: skip
 
 
-ReferenceFn = Callable[[dict[str, Array], dict[str, Array]], dict[str, Array]]
-REFERENCES: dict[str, ReferenceFn] = {"standard": standard_reference}
+ReferenceFn = Callable[[dict[str, Array], dict[str, Array], dict[str, Any]], dict[str, Array]]
+REFERENCES: dict[str, ReferenceFn] = {
+    "standard": standard_reference,
+    **{v: variant_reference for v in VARIANT_SETTINGS},
+}
 
 
 def _draw(spec: Spec, dtype: str, rng: np.random.Generator) -> tuple[dict[str, Array], ...]:
@@ -244,20 +315,26 @@ def _draw(spec: Spec, dtype: str, rng: np.random.Generator) -> tuple[dict[str, A
             inputs = {k: np.zeros_like(v) for k, v in inputs.items()}
         elif spec.special == "big_c":
             inputs["c_prev"] = 20.0 * rng.standard_normal(lead + (H,))
+        if VARIANT_SETTINGS.get(spec.variant, {}).get("peepholes"):  # drawn last
+            params.update({n: w * (rng.standard_normal(H) + 0.3) for n in PEEPHOLE_NAMES})
     params = {k: v.astype(dtype) for k, v in params.items()}
     inputs = {k: v.astype(dtype) for k, v in inputs.items()}
     return params, inputs
 
 
-def make_case(index: int, seed: int, specs: Sequence[Spec] = SPECS) -> Case:
-    """Case ``index`` of the sequence for ``seed`` (see module docstring)."""
+def make_case(
+    index: int, seed: int, specs: Sequence[Spec] = SPECS, stream: tuple[int, ...] = ()
+) -> Case:
+    """Case ``index`` of the sequence for ``seed`` (see module docstring); ``stream`` keeps
+    a variant's draws apart from the standard cases'."""
     spec = specs[index % len(specs)]
     rounds = index // len(specs)
     dtype = spec.dtype if rounds % 2 == 0 else DTYPES[1 - DTYPES.index(spec.dtype)]
-    rng = np.random.default_rng([seed, index])
+    rng = np.random.default_rng([seed, *stream, index])
     params, inputs = _draw(spec, dtype, rng)
-    expected = REFERENCES[spec.variant](params, inputs)
-    return Case(index, spec, dtype, params, inputs, expected)
+    settings = dict(VARIANT_SETTINGS.get(spec.variant, {}))
+    expected = REFERENCES[spec.variant](params, inputs, settings)
+    return Case(index, spec, dtype, params, inputs, expected, settings)
 
 
 def default_count() -> int:
@@ -266,13 +343,18 @@ def default_count() -> int:
 
 
 def build_cases(count: int, seed: int, variants: Sequence[str] = ()) -> list[Case]:
-    """``count`` standard cases, then those of each extra variant (see VARIANT_SPECS)."""
+    """``count`` standard cases, then those of each extra variant (see VARIANT_SPECS).
+
+    A variant case's numbers come from ``default_rng([seed, 1 + variant number, k])``: they do
+    not depend on ``count`` or on which other variants were asked for."""
     cases = [make_case(k, seed) for k in range(count)]
     for variant in variants:
         specs = VARIANT_SPECS[variant]
         for k in range(len(specs)):
-            c = make_case(k, seed, specs)
-            cases.append(Case(len(cases), c.spec, c.dtype, c.params, c.inputs, c.expected))
+            c = make_case(k, seed, specs, stream=(1 + VARIANTS.index(variant),))
+            cases.append(
+                Case(len(cases), c.spec, c.dtype, c.params, c.inputs, c.expected, c.settings)
+            )
     return cases
 
 
@@ -297,6 +379,7 @@ def case_json(case: Case) -> dict[str, Any]:
         "kind": case.kind,
         "description": case.spec.description,
         "variant": case.variant,
+        **({"settings": case.settings} if case.variant != "standard" else {}),
         "dtype": case.dtype,
         "shapes": {"B": case.batch, "F": case.n_features, "H": case.n_hidden},
         "params": _lists(case.params),
@@ -319,6 +402,11 @@ def manifest_json(cases: Sequence[Case], seed: int) -> dict[str, Any]:
         "seed": seed,
         "count": len(cases),
         "equations": EQUATIONS,
+        "variants": {
+            v: {"settings": VARIANT_SETTINGS[v], "equations": VARIANT_EQUATIONS[v]}
+            for v in VARIANT_SETTINGS
+            if any(c.variant == v for c in cases)
+        },
         "gate_order": GATE_ORDER,
         "dtype": (
             "per case: params and inputs are exactly representable in the case's dtype "
@@ -336,6 +424,7 @@ def manifest_json(cases: Sequence[Case], seed: int) -> dict[str, Any]:
                 "name": c.name,
                 "kind": c.kind,
                 "variant": c.variant,
+                **({"settings": c.settings} if c.variant != "standard" else {}),
                 "dtype": c.dtype,
                 "description": c.spec.description,
                 "B": c.batch,
@@ -480,6 +569,7 @@ def load_vectors(directory: Path) -> list[Case]:
                     f"{src}: {n} has shape {inputs[n].shape}, expected {x.shape[:-1] + (H,)}"
                 )
         variant = obj.get("variant", "standard")
+        settings = _settings(obj, variant, params, src)
         params = {k: v.astype(dtype) for k, v in params.items()}
         inputs = {k: v.astype(dtype) for k, v in inputs.items()}
         spec = Spec(
@@ -492,11 +582,33 @@ def load_vectors(directory: Path) -> list[Case]:
             dtype=dtype,
             variant=variant,
         )
-        expected = REFERENCES[variant](params, inputs)
-        cases.append(_LoadedCase(k, spec, dtype, params, inputs, expected))
+        expected = REFERENCES[variant](params, inputs, settings)
+        cases.append(_LoadedCase(k, spec, dtype, params, inputs, expected, settings))
     if not cases:
         raise InputError(f"{manifest_path}: lists no case this version can check")
     return cases
+
+
+def _settings(
+    obj: dict[str, Any], variant: str, params: dict[str, Array], src: str
+) -> dict[str, Any]:
+    """A case file's variant settings, validated against its params (standard: none)."""
+    if variant == "standard":
+        return {}
+    raw = obj.get("settings")
+    if not isinstance(raw, dict) or set(raw) - {"peepholes", "clip", "input_forget"}:
+        raise InputError(
+            f"{src}: variant {variant!r} needs settings {{peepholes, clip, input_forget}}"
+        )
+    clip, input_forget = variant_from_meta(raw, src)
+    peepholes = raw.get("peepholes", False)
+    has_p = all(n in params for n in PEEPHOLE_NAMES)
+    if not isinstance(peepholes, bool) or peepholes != has_p:
+        raise InputError(
+            f"{src}: settings say peepholes {peepholes!r} but the params "
+            f"{'hold' if has_p else 'lack'} Pi, Pf, Po"
+        )
+    return {"peepholes": peepholes, "clip": clip, "input_forget": input_forget}
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,35 @@ def keras_correct(x, h, c, kernel, recurrent_kernel, bias):
     return _stable_sigmoid(o) * np.tanh(c_next), c_next
 
 
+# --------------------------------------------------------------------------- ONNX layout
+
+
+def _onnx_style(x, h, c, W, R, B, order):
+    H = R.shape[-1]
+    z = x @ W[0].T + h @ R[0].T + B[0, : 4 * H] + B[0, 4 * H :]  # (B, 4H): Wb + Rb
+    blocks = dict(zip(order, np.split(z, 4, axis=-1), strict=True))
+    i, f, o = (_stable_sigmoid(blocks[k]) for k in "ifo")
+    c_next = f * c + i * np.tanh(blocks["c"])
+    return o * np.tanh(c_next), c_next
+
+
+def onnx_correct(x, h, c, W, R, B):
+    """ONNX's LSTM for one direction: gate blocks i, o, f, c; bias Wb + Rb."""
+    return _onnx_style(x, h, c, W, R, B, "iofc")
+
+
+def onnx_ifoc(x, h, c, W, R, B):
+    """Reads ONNX's blocks in the seed's i, f, o, c order instead of ONNX's i, o, f, c."""
+    return _onnx_style(x, h, c, W, R, B, "ifoc")
+
+
+def onnx_wb_only(x, h, c, W, R, B):
+    """Adds only the first half of B (Wb)."""
+    H = R.shape[-1]
+    return _onnx_style(x, h, c, W, R, np.concatenate((B[:, : 4 * H], 0 * B[:, 4 * H :]), 1),
+                       "iofc")  # fmt: skip
+
+
 def raises(x_t, *args):
     raise ValueError("shapes not aligned: my port is unfinished")
 

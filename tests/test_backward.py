@@ -172,8 +172,8 @@ def test_library_gradient_check_catches_a_wrong_gradient(monkeypatch):
     """The check must be able to fail: break dc_prev's formula (drop the forget gate)."""
     real = backward._step_backward
 
-    def broken(r, weights, dh_next, dc_next):
-        dx, dh, dc_prev, grads = real(r, weights, dh_next, dc_next)
+    def broken(r, weights, dh_next, dc_next, *variant):
+        dx, dh, dc_prev, grads = real(r, weights, dh_next, dc_next, *variant)
         return dx, dh, dc_prev / r.f_t, grads
 
     monkeypatch.setattr(backward, "_step_backward", broken)

@@ -125,6 +125,9 @@ def test_every_missing_bias_is_named(gate):
         ("keras", "keras_correct", None),
         ("pytorch", "pytorch_ifog", "gate order: g and o blocks swapped"),
         ("pytorch", "pytorch_one_bias", "bias: uses bias_ih only"),
+        ("onnx", "onnx_correct", None),
+        ("onnx", "onnx_ifoc", "gate order: o and f blocks swapped"),
+        ("onnx", "onnx_wb_only", "bias: uses Wb only"),
     ],
 )
 def test_framework_layouts(at_root, layout, function, culprit):
@@ -137,6 +140,22 @@ def test_framework_layouts(at_root, layout, function, culprit):
         assert v["diagnosis"][0]["culprit"] == culprit
     if function == "pytorch_ifog":
         assert "(i, f, o, g); pytorch's order is (i, f, g, o)" in v["diagnosis"][0]["detail"]
+    if function == "onnx_ifoc":
+        assert "(i, f, o, c); onnx's order is (i, o, f, c)" in v["diagnosis"][0]["detail"]
+
+
+def test_the_onnx_layout_gets_both_halves_of_b_nonzero():
+    seen = {}
+
+    def spy(x, h, c, W, R, B):
+        seen.update(W=W, R=R, B=B, h=h)
+        return ports.onnx_correct(x, h, c, W, R, B)
+
+    assert check_function(spy, "spy", CASES[:3], LAYOUTS["onnx"]).ok
+    H = seen["h"].shape[-1]
+    assert seen["W"].ndim == 3 and seen["W"].shape[:2] == (1, 4 * H)
+    assert seen["R"].shape == (1, 4 * H, H) and seen["B"].shape == (1, 8 * H)
+    assert np.all(seen["B"] != 0)
 
 
 def test_the_pytorch_layout_gets_two_nonzero_biases():
@@ -266,7 +285,7 @@ def dump(obj, nonfinite_as=None) -> str:
 
 @pytest.fixture
 def vec_dir(in_tmp):
-    result = runner.invoke(app, ["vectors", "--out", "v", "--count", "26"])
+    result = runner.invoke(app, ["vectors", "--out", "v", "--count", "26", "--variants", "none"])
     assert result.exit_code == 0, result.output
     return in_tmp / "v"
 

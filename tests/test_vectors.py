@@ -21,6 +21,9 @@ runner = CliRunner()
 
 
 def write(out: str, *args: str):
+    """``lstm-cell vectors``; standard cases only unless ``--variants`` is given."""
+    if "--variants" not in args:
+        args = (*args, "--variants", "none")
     result = runner.invoke(app, ["vectors", "--out", out, *args])
     return result
 

@@ -97,3 +97,89 @@ def test_bptt_gradients_match_autograd(T, batch):
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
         theirs = getattr(lstm, name + "_l0").grad.numpy()
         np.testing.assert_allclose(ours[name], theirs, rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+# --------------------------------------------------------------------------- ONNX's variants
+#
+# PyTorch has no peepholes, clip or coupled gate: the variant cell is written here in torch
+# ops (ONNX Runtime's order: peephole, then clip, then activation; o peeks at c_next) and
+# differentiated by autograd.
+
+VARIANTS = [(True, None, False), (False, 1.5, False), (False, None, True), (True, 1.5, True)]
+
+
+def torch_variant_step(x, h, c, p, peep, clip, input_forget):
+    """One step of the variant cell in torch ops; ``p`` maps native names to tensors."""
+    u = torch.cat((h, x), dim=-1)
+
+    def pre(g):
+        return u @ p["W" + g].T + p["b" + g]
+
+    def cl(z):
+        return z if clip is None else torch.clamp(z, -clip, clip)
+
+    z_i = pre("i") + (p["Pi"] * c if peep else 0.0)
+    i = torch.sigmoid(cl(z_i))
+    f = 1.0 - i if input_forget else torch.sigmoid(cl(pre("f") + (p["Pf"] * c if peep else 0.0)))
+    g = torch.tanh(cl(pre("c")))
+    c_next = f * c + i * g
+    o = torch.sigmoid(cl(pre("o") + (p["Po"] * c_next if peep else 0.0)))
+    return o * torch.tanh(c_next), c_next
+
+
+def variant_cell(rng, F, H, peep):
+    cell = random_cell(rng, F, H, scale=0.7)
+    if peep:
+        cell.update({k: 0.8 * rng.standard_normal(H) + 0.1 for k in ("Pi", "Pf", "Po")})
+    return cell
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize(("batch", "T"), [(None, 1), (3, 1), (2, 4)])
+def test_variant_gradients_match_autograd(variant, batch, T):
+    """One step (T = 1, through lstm_step_backward) and BPTT (through lstm_sequence_backward)."""
+    peep, clip, input_forget = variant
+    F, H = 4, 3
+    rng = np.random.default_rng(300 + 10 * VARIANTS.index(variant) + T)
+    cell = variant_cell(rng, F, H, peep)
+    assert len({cell[n].tobytes() for n in ("Wf", "Wi", "Wo", "Wc")}) == 4
+    assert all(np.all(cell[b] != 0) for b in ("bf", "bi", "bo", "bc"))
+    lead = () if batch is None else (batch,)
+    xs = rng.standard_normal((T,) + lead + (F,))
+    h0, c0 = rng.standard_normal(lead + (H,)), rng.standard_normal(lead + (H,))
+    dhs = rng.standard_normal((T,) + lead + (H,))
+    dh, dc = rng.standard_normal(lead + (H,)), rng.standard_normal(lead + (H,))
+
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in cell.items()}
+    txs = torch.tensor(xs, requires_grad=True)
+    th0, tc0 = (torch.tensor(a, requires_grad=True) for a in (h0, c0))
+    h, c, loss = th0, tc0, 0.0
+    for t in range(T):
+        h, c = torch_variant_step(txs[t], h, c, tp, peep, clip, input_forget)
+        if T > 1:
+            loss = loss + (torch.from_numpy(dhs[t]) * h).sum()
+    loss = loss + (torch.from_numpy(dh) * h).sum() + (torch.from_numpy(dc) * c).sum()
+    loss.backward()
+
+    kw = {"clip": clip, "input_forget": input_forget}
+    if T == 1:
+        peeps = {k: cell[k] for k in ("Pi", "Pf", "Po") if k in cell}
+        plain = {k: v for k, v in cell.items() if k not in peeps}
+        g = lstm_step_backward(xs[0], h0, c0, **plain, **peeps, dh_next=dh, dc_next=dc, **kw)
+        ours = {"x": g["dx_t"][None], "h0": g["dh_prev"], "c0": g["dc_prev"]}
+    else:
+        g = lstm_sequence_backward(xs, h0, c0, cell, dh_next=dh, dc_next=dc, dhs=dhs, **kw)
+        ours = {"x": g["dxs"], "h0": g["dh0"], "c0": g["dc0"]}
+    np.testing.assert_allclose(g.h_next, h.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ours["x"], txs.grad.numpy(), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(ours["h0"], th0.grad.numpy(), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(ours["c0"], tc0.grad.numpy(), rtol=1e-10, atol=1e-13)
+    for name, tensor in tp.items():
+        theirs = tensor.grad.numpy() if tensor.grad is not None else np.zeros_like(cell[name])
+        np.testing.assert_allclose(g["d" + name], theirs, rtol=1e-10, atol=1e-13, err_msg=name)
+    if peep:
+        assert {"dPi", "dPf", "dPo"} <= set(g.grads)
+    if clip is not None:  # the clip is active somewhere: the test exercises the mask
+        z = (torch.cat((th0, txs[0]), -1) @ tp["Wc"].T + tp["bc"]).detach().numpy()
+        assert np.any(np.abs(z) > clip) and np.any(np.abs(z) < clip)
+        assert np.min(np.abs(np.abs(z) - clip)) > 1e-6
