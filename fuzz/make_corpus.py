@@ -12,6 +12,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def safetensors_bytes() -> bytes:
+    from safetensors.numpy import save
+
+    with np.load(ROOT / "params" / "seed42.npz") as npz:
+        arrays = {k: npz[k] for k in ("Wf", "Wi", "Wo", "Wc", "bf", "bi", "bo", "bc")}
+    return save(arrays)
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -23,6 +31,7 @@ def main(out: Path) -> None:
         "npy-as-array": b"\x00" + buf.getvalue(),
         "npy": b"\x01" + buf.getvalue(),
         "npz": b"\x02" + (ROOT / "params" / "seed42.npz").read_bytes(),
+        "safetensors": b"\x03" + safetensors_bytes(),
     }
     for name, data in seeds.items():
         (out / name).write_bytes(data)
