@@ -29,6 +29,7 @@ import numpy as np
 
 from .check import Outcome
 from .errors import InputError
+from .fileio import parse_json, read_file
 from .vectors import Case
 
 MAX_RESULTS_BYTES = 256 * 1024 * 1024
@@ -63,30 +64,15 @@ def _array(obj: Any, name: str, source: str) -> np.ndarray:
     return arr
 
 
-def load_results(path: Path, cases: Sequence[Case]) -> list[Outcome]:
+def load_results(
+    path: Path, cases: Sequence[Case], max_bytes: int = MAX_RESULTS_BYTES
+) -> list[Outcome]:
     """One :class:`Outcome` per case (empty, with a note, when the file lacks that case)."""
     source = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_RESULTS_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{source}: is a directory, expected a JSON file") from None
-    except OSError as e:
-        raise InputError(f"{source}: cannot read: {e.strerror or e}") from None
-    if len(data) > MAX_RESULTS_BYTES:
-        raise InputError(f"{source}: larger than {MAX_RESULTS_BYTES} bytes")
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InputError(f"{source}: not UTF-8 text, so not JSON") from None
-    except RecursionError:
-        raise InputError(f"{source}: JSON nested too deeply") from None
-    except json.JSONDecodeError as e:
-        raise InputError(
-            f"{source}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
-        ) from None
+    data = read_file(path, max_bytes)
+    # NaN / Infinity literals are allowed here: a port's non-finite output is a wrong answer
+    # to diagnose, not a broken file. Duplicate keys and malformed JSON are refused.
+    obj = parse_json(data, source, allow_nonfinite=True)
     if not isinstance(obj, dict) or not isinstance(obj.get("cases"), dict):
         raise InputError(f'{source}: expected an object with "cases": {{NAME: {{...}}}}')
     unknown = sorted(set(obj) - TOP_KEYS)

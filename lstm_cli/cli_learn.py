@@ -414,6 +414,7 @@ def check(
     no_batch: Annotated[
         bool, typer.Option("--no-batch", help="Only cases without a batch axis.")
     ] = False,
+    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
 ) -> None:
@@ -459,7 +460,7 @@ def check(
         cases = load_vectors(vectors_dir)
         if no_batch:
             cases = [cs for cs in cases if cs.batch is None]
-        outcomes = load_results(results, cases)
+        outcomes = load_results(results, cases, max_input_mb << 20)
         result = check_outcomes(str(results), lay, cases, outcomes, atol, rtol)
     if use_pretty:
         from .render import print_view
