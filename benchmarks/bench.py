@@ -290,6 +290,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     ap.add_argument("--startup-runs", type=int, default=21)
     ap.add_argument("--skip-cli", action="store_true", help="only the core timings")
+    ap.add_argument(
+        "--cli-only",
+        action="store_true",
+        help="only the start-up and peak-RSS measurements (run it with the python of a regular "
+        "`pip install .`: an editable install without .pyc files recompiles the package on "
+        "every start)",
+    )
     args = ap.parse_args()
     if torch is not None:
         torch.set_num_threads(args.threads)
@@ -299,6 +306,10 @@ def main() -> None:
         + (str(torch.get_num_threads()) if torch is not None else "n/a")
         + f"; best of {args.repeat} runs"
     )
+    if args.cli_only:
+        startup(args.startup_runs)
+        rss(args.quick)
+        return
     print("\n## Sequence core vs the seed's per-step loop vs torch.nn.LSTM\n")
     print(
         "| case | dtype | core | core + h_seq, c_seq | seed loop | torch | core / torch "

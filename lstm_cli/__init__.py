@@ -14,7 +14,6 @@ The library in one screen::
 from typing import TYPE_CHECKING, Any
 
 from .core import StepResult, lstm_step, lstm_step_detailed, sigmoid
-from .layouts import export_arrays, from_onnx, to_onnx
 from .params import (
     ExampleInputs,
     LSTMParams,
@@ -28,17 +27,27 @@ from .params import (
 )
 
 if TYPE_CHECKING:
+    from .layouts import export_arrays, from_onnx, to_onnx
     from .sequence import SequenceChunk, SequenceResult, iter_sequence, run_sequence
 
-_LAZY = {"SequenceChunk", "SequenceResult", "iter_sequence", "run_sequence"}
+_LAZY = {
+    "SequenceChunk": "sequence",
+    "SequenceResult": "sequence",
+    "iter_sequence": "sequence",
+    "run_sequence": "sequence",
+    "export_arrays": "layouts",
+    "from_onnx": "layouts",
+    "to_onnx": "layouts",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """The sequence API is imported on first use: ``lstm-cell step`` never pays for it."""
+    """The sequence and layout APIs are imported on first use: ``lstm-cell step`` never pays
+    for them."""
     if name in _LAZY:
-        from . import sequence
+        import importlib
 
-        return getattr(sequence, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

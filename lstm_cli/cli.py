@@ -17,8 +17,8 @@ from typer.core import TyperGroup
 
 from . import fileio
 from .errors import InputError
-from .layouts import LAYOUTS
 from .params import (
+    LAYOUTS,
     NOTEBOOK_SEED,
     SCHEMES,
     LSTMParams,

@@ -24,7 +24,6 @@ from .cli import (
     app,
 )
 from .cli import _write_stdout as write_stdout
-from .layouts import describe_arrays, export_arrays
 from .params import variant_meta
 
 
@@ -75,6 +74,8 @@ def convert(
     lay = None if layout is None else layout.value
     param_set = fileio.load_param_set(src, max_input_mb << 20, layout=lay, key_prefix=key_prefix)
     params = param_set.params
+    from .layouts import describe_arrays, export_arrays  # on use: start-up stays fast
+
     arrays = export_arrays(params, to.value, pytorch_names=pytorch_names.value)
     source_layout = param_set.meta.get("source_layout", "native")
     if to.value == "native":

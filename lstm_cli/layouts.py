@@ -26,6 +26,7 @@ import numpy as np
 from .core import Array
 from .errors import InputError
 from .params import (
+    LAYOUTS,
     PARAM_NAMES,
     PEEPHOLE_NAMES,
     LSTMParams,
@@ -36,7 +37,6 @@ from .params import (
     to_pytorch,
 )
 
-LAYOUTS = ("native", "pytorch", "keras", "onnx")
 PYTORCH_NAMES = ("cell", "lstm")  # nn.LSTMCell names, or nn.LSTM's _l0 names
 ONNX_ORDER = ("i", "o", "f", "c")
 ONNX_PEEPHOLE_ORDER = ("i", "o", "f")

@@ -24,6 +24,7 @@ BIAS_NAMES = ("bf", "bi", "bo", "bc")
 PARAM_NAMES = WEIGHT_NAMES + BIAS_NAMES
 PEEPHOLE_NAMES = ("Pi", "Pf", "Po")  # optional, all three or none
 EXAMPLE_NAMES = ("x_t", "h_prev", "c_prev")
+LAYOUTS = ("native", "pytorch", "keras", "onnx")  # the layouts of lstm_cli.layouts
 SCHEMES = ("notebook", "pytorch", "keras")
 
 # The notebook's cell: F = 10 input features, H = 4 hidden units, legacy NumPy seed 42.
