@@ -167,3 +167,32 @@ def test_random_command_lines_never_crash(
             assert load_file(str(leftover)), leftover
         elif leftover.is_file():
             assert zipfile.is_zipfile(leftover), leftover
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cases=st.dictionaries(
+        st.sampled_from(["case_000_notebook_float64", "case_001_small_float64", "zz"]),
+        st.dictionaries(st.sampled_from(["h_next", "c_next", "x"]), json_values, max_size=3),
+        max_size=3,
+    ),
+    extra=st.dictionaries(
+        st.sampled_from(["format", "implementation", "other"]), json_values, max_size=2
+    ),
+)
+def test_results_files_load_or_are_refused(tmp_path_factory, cases, extra):
+    """A port's results file (check --results): judged or refused, never a crash."""
+    from lstm_cli.check_results import load_results
+    from lstm_cli.vectors import build_cases
+
+    folder = tmp_path_factory.mktemp("results")
+    path = folder / "results.json"
+    path.write_text(json.dumps({**extra, "cases": cases}))
+    try:
+        outcomes = load_results(path, build_cases(2, seed=0))
+    except InputError as e:
+        assert str(e).startswith(str(path))
+        return
+    assert len(outcomes) == 2
