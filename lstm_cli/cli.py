@@ -335,14 +335,6 @@ def step(
     param_set, params_label = _load_cell(
         params, max_bytes, layout, key_prefix, clip, no_clip, input_forget, no_peepholes
     )
-    variant = param_set.params
-    if explain and not variant.is_plain:
-        raise InputError(
-            f"--explain writes out the plain equations, but {params_label} uses "
-            f"{_describe_variant(variant)[len('ONNX variant: ') :]}\n"
-            "Drop --explain, or switch the variant off (--no-clip, --no-input-forget, "
-            "--no-peepholes)."
-        )
     source_layout = param_set.meta.get("source_layout")
     inputs, sources, notes = fileio.resolve_step_inputs(
         {"x_t": x, "h_prev": h, "c_prev": c}, param_set, params_label, max_bytes=max_bytes

@@ -5,6 +5,11 @@ Small cells (H <= 4 and H + F <= 16, the notebook's is one) are written out in f
 product of every dot product. Larger ones are summarised: the first units, the first and
 last terms of a dot product, vectors cut in the middle. Every line fits ``width`` columns;
 the text is plain (a pipe gets exactly this), the terminal view only adds colour.
+
+A cell with ONNX's variants is explained in its own order of computation: i, f (or
+``f_t = 1 - i_t`` with input_forget), the candidate, c_next, then o, whose peephole reads
+c_next, and h_next. Peephole terms are written out with their numbers, and a clip is shown
+where it changes a pre-activation (the ``z_*`` shown last are the StepResult's, clipped).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .core import Array, StepResult
+from .core import Array, StepResult, add_peephole, project
 from .params import LSTMParams
 
 if TYPE_CHECKING:
@@ -101,7 +106,10 @@ def explain_lines(
 ) -> list[Line]:
     """The explanation as (style, text) lines no longer than ``width`` (at least 40).
 
-    ``row`` picks one row of a batched result (default: row 0).
+    ``row`` picks one row of a batched result (default: row 0). A cell with ONNX's variants
+    is explained in the order it is computed: i, f (or ``f = 1 - i``), the candidate,
+    c_next, then o (whose peephole reads c_next) and h_next; peephole terms are written out
+    and a clip is shown where it changes a pre-activation.
     """
     width = max(width, 40)
     batched = result.h_next.ndim == 2
@@ -114,6 +122,7 @@ def explain_lines(
     H, F = params.n_hidden, params.n_features
     full = H <= FULL_MAX_HIDDEN and H + F <= FULL_MAX_U
     units = range(H) if full else range(min(H, SUMMARY_UNITS))
+    peep, clip, coupled = params.peepholes, params.clip_value, params.coupled
     out: list[Line] = []
 
     def text(style: str, s: str) -> None:
@@ -123,83 +132,141 @@ def explain_lines(
     def lines(style: str, ls: Sequence[str]) -> None:
         out.extend((style, line) for line in ls)
 
+    def words(style: str, s: str, prefix: str = "") -> None:
+        lines(style, wrap(prefix, s.split(" "), width))
+
     title = f"One LSTM step, explained: F = {F} inputs, H = {H} hidden units, {result.h_next.dtype}"
-    lines("title", wrap("", title.split(" "), width))
+    words("title", title)
+    if not params.is_plain:
+        words("note", _variant_line(params))
     if batched:
         n = result.h_next.shape[0]
-        lines("note", wrap("", f"A batch of {n}: showing batch row {row}.".split(" "), width))
+        words("note", f"A batch of {n}: showing batch row {row}.")
     how = (
         "Every product written out." if full else
         f"Summarised (H > {FULL_MAX_HIDDEN} or H + F > {FULL_MAX_U}): the first "
         f"{len(units)} unit(s) and the first terms of each dot product."
     )  # fmt: skip
-    lines("note", wrap("", (how + " Numbers rounded to 4 decimals.").split(" "), width))
+    words("note", how + " Numbers rounded to 4 decimals.")
 
     x, h, c, u = pick(result.x_t), pick(result.h_prev), pick(result.c_prev), pick(result.u)
+    f_t, i_t, o_t = pick(result.f_t), pick(result.i_t), pick(result.o_t)
+    g_t, c_next, h_next = pick(result.c_t_candidate), pick(result.c_next), pick(result.h_next)
     text("", "")
-    lines(
-        "title",
-        wrap("", "1. Put the previous hidden state first, then the input".split(" "), width),
-    )
+    words("title", "1. Put the previous hidden state first, then the input")
     text("formula", f"  u = concat(h_prev, x_t)        shape ({H + F},) = ({H},) + ({F},)")
     for name, a in (("h_prev", h), ("x_t", x), ("u", u)):
         lines("", _vector_lines(name, a, full, width, 6))
 
-    for step, (g, act_name, fn, what) in enumerate(GATES, start=2):
+    def gate(step: int, g: str, act_name: str, fn: str, what: str) -> None:
         W, b = getattr(params, f"W{g}"), getattr(params, f"b{g}")
         z, act = pick(getattr(result, f"z_{g}")), pick(getattr(result, act_name))
+        # the peephole term: (weights, the state it reads, that state's name), or None
+        pp = None
+        if peep is not None and g != "c":
+            state, state_name = (c_next, "c_next") if g == "o" else (c, "c_prev")
+            pp = (peep[f"P{g}"], state, state_name)
         text("", "")
-        lines("title", wrap("", f"{step}. {what}".split(" "), width))
-        text("formula", f"  {act_name} = {fn}(W{g} @ u + b{g})")
+        words("title", f"{step}. {what}")
+        if params.is_plain:
+            text("formula", f"  {act_name} = {fn}(W{g} @ u + b{g})")
+        else:
+            inner = f"W{g} @ u + b{g}" + (f" + P{g} * {pp[2]}" if pp else "")
+            if clip is not None:
+                inner = f"clip({inner}, {-clip:g}, {clip:g})"
+            lines("formula", wrap("  ", f"{act_name} = {fn}({inner})".split(" "), width, indent=4))
+        if pp and g == "o":
+            words("note", "The output gate's peephole reads the NEW cell state c_next.", "  ")
+        # before the clip: what the core computes, peephole term included
+        pre = None if clip is None else _pre_activation(u, W, b, pp)
         for j in units:
             terms = [f"{_p(W[j, k])}*{_p(u[k])}" for k in range(H + F)]
             if not full and len(terms) > SUMMARY_TERMS + 1:
                 skipped = len(terms) - SUMMARY_TERMS - 1
                 terms = terms[:SUMMARY_TERMS] + [f"... ({skipped} more terms)"] + terms[-1:]
             lhs = f"  z_{g}[{j}] = "
-            text("", f"{lhs}W{g}[{j}] . u + b{g}[{j}]")
+            pad = " " * (len(lhs) - 2)
+            head = [f"W{g}[{j}] . u + b{g}[{j}]"] + ([f"+ P{g}[{j}]*{pp[2]}[{j}]"] if pp else [])
+            lines("", wrap(lhs, head, width))
             pieces = [f"{t} +" for t in terms] + [_p(b[j])]
-            lines("", wrap(" " * (len(lhs) - 2) + "= ", pieces, width))
-            text("", " " * (len(lhs) - 2) + f"= {num(z[j])}")
+            lines("", wrap(pad + "= ", pieces, width))
+            if pp:
+                product = f"+ {_p(pp[0][j])}*{_p(pp[1][j])}"
+                lines("", wrap(pad + "  ", [product, f"(P{g}[{j}]*{pp[2]}[{j}])"], width))
+            bites = pre is not None and clip is not None and abs(pre[j]) > clip
+            if bites:
+                assert pre is not None and clip is not None
+                text("", f"{pad}= {num(pre[j])}")
+                clipped = [f"clip({num(pre[j])}, {-clip:g}, {clip:g})", f"= {num(z[j])}"]
+                lines("", wrap(lhs, clipped, width))
+            else:
+                text("", f"{pad}= {num(z[j])}")
             if fn == "sigmoid":
                 formula = f"1 / (1 + exp({num(-z[j])}))"
             else:
                 formula = f"tanh({num(z[j])})"
             lines("result", wrap(f"  {act_name}[{j}] = ", [formula, f"= {num(act[j])}"], width))
         if not full:
+            if pre is not None and clip is not None:
+                n_clipped = int(np.sum(np.abs(pre) > clip))
+                words("note", f"The clip changed {n_clipped} of the {H} pre-activations.", "  ")
             lines("", _vector_lines(f"z_{g}", z, False, width, len(act_name)))
             lines("result", _vector_lines(act_name, act, False, width, len(act_name)))
 
-    f_t, i_t, o_t = pick(result.f_t), pick(result.i_t), pick(result.o_t)
-    g_t, c_next, h_next = pick(result.c_t_candidate), pick(result.c_next), pick(result.h_next)
-    text("", "")
-    lines(
-        "title",
-        wrap(
-            "",
-            "6. New cell state: keep part of the old, write part of the candidate".split(" "),
-            width,
-        ),
-    )
-    text("formula", "  c_next = f_t * c_prev + i_t * c_t_candidate")
-    for j in units:
-        pieces = [f"= {_p(f_t[j])}*{_p(c[j])} + {_p(i_t[j])}*{_p(g_t[j])}", f"= {num(c_next[j])}"]
-        lines("result", wrap(f"  c_next[{j}] ", pieces, width))
-    text("", "")
-    lines(
-        "title",
-        wrap("", "7. New hidden state: the output gate times the squashed cell".split(" "), width),
-    )
-    text("formula", "  h_next = o_t * tanh(c_next)")
-    for j in units:
-        pieces = [
-            f"= {_p(o_t[j])}*tanh({num(c_next[j])})",
-            f"= {_p(o_t[j])}*{_p(np.tanh(c_next[j]))}",
-            f"= {num(h_next[j])}",
-        ]
-        lines("result", wrap(f"  h_next[{j}] ", pieces, width))
-    if not full and H > len(units):
-        text("note", f"  ... and {H - len(units)} more units, computed the same way.")
+    def coupled_forget(step: int) -> None:
+        text("", "")
+        words("title", f"{step}. Forget gate, coupled to the input gate (input_forget)")
+        text("formula", "  f_t = 1 - i_t")
+        note = "Wf and bf are not used; --json reports z_f as -z_i (sigmoid(-z_i) = 1 - i_t)."
+        words("note", note, "  ")
+        for j in units:
+            pieces = [f"= 1 - {_p(i_t[j])}", f"= {num(f_t[j])}"]
+            lines("result", wrap(f"  f_t[{j}] ", pieces, width))
+        if not full:
+            lines("result", _vector_lines("f_t", f_t, False, width, 3))
+
+    def new_cell(step: int) -> None:
+        text("", "")
+        words("title", f"{step}. New cell state: keep part of the old, write part of the candidate")
+        text("formula", "  c_next = f_t * c_prev + i_t * c_t_candidate")
+        for j in units:
+            pieces = [
+                f"= {_p(f_t[j])}*{_p(c[j])} + {_p(i_t[j])}*{_p(g_t[j])}",
+                f"= {num(c_next[j])}",
+            ]
+            lines("result", wrap(f"  c_next[{j}] ", pieces, width))
+        if not full and not params.is_plain:
+            lines("result", _vector_lines("c_next", c_next, False, width, 6))
+
+    def new_hidden(step: int) -> None:
+        text("", "")
+        words("title", f"{step}. New hidden state: the output gate times the squashed cell")
+        text("formula", "  h_next = o_t * tanh(c_next)")
+        for j in units:
+            pieces = [
+                f"= {_p(o_t[j])}*tanh({num(c_next[j])})",
+                f"= {_p(o_t[j])}*{_p(np.tanh(c_next[j]))}",
+                f"= {num(h_next[j])}",
+            ]
+            lines("result", wrap(f"  h_next[{j}] ", pieces, width))
+        if not full and H > len(units):
+            text("note", f"  ... and {H - len(units)} more units, computed the same way.")
+
+    i_gate, f_gate, o_gate, c_gate = GATES
+    if params.is_plain:  # the seed's order, exactly as it always was
+        for step, spec in enumerate(GATES, start=2):
+            gate(step, *spec)
+        new_cell(6)
+    else:  # the order of computation: o comes after c_next (its peephole reads c_next)
+        gate(2, *i_gate)
+        if coupled:
+            coupled_forget(3)
+        else:
+            gate(3, *f_gate)
+        gate(4, *c_gate)
+        new_cell(5)
+        gate(6, *o_gate)
+    new_hidden(7)
 
     text("", "")
     text("title", "Result" + (f" (batch row {row})" if batched else ""))
@@ -208,6 +275,27 @@ def explain_lines(
             s = np.array2string(a, prefix=f"  {name} = ", max_line_width=width)
             text("result", f"  {name} = {s}")
     return out
+
+
+def _variant_line(params: LSTMParams) -> str:
+    """The header's line naming the ONNX variants a cell uses."""
+    parts = []
+    if params.has_peepholes:
+        parts.append("peepholes (z_i += Pi*c_prev, z_f += Pf*c_prev, z_o += Po*c_next)")
+    clip = params.clip_value
+    if clip is not None:
+        parts.append(f"clip {clip:g} (every pre-activation bounded to [{-clip:g}, {clip:g}])")
+    if params.coupled:
+        parts.append("input_forget (f_t = 1 - i_t)")
+    return "ONNX variant: " + ", ".join(parts) + "."
+
+
+def _pre_activation(
+    u: Array, W: Array, b: Array, peephole: tuple[Array, Array, str] | None
+) -> Array:
+    """``W @ u + b`` (H,), plus the peephole term: a gate's pre-activation before the clip."""
+    z = project(u, W, b)
+    return z if peephole is None else add_peephole(z, peephole[0], peephole[1])
 
 
 def explain_text(result: StepResult, params: LSTMParams, width: int = 80) -> str:

@@ -264,10 +264,11 @@ def test_cli_refuses_bad_variant_options(in_tmp: Path, args, message):
     assert list(in_tmp.iterdir()) == []
 
 
-def test_explain_refuses_a_variant_cell(in_tmp: Path):
+def test_explain_explains_a_variant_cell(in_tmp: Path):
     runner.invoke(app, ["init", "--seed", "3", "--clip", "2"])
     result = runner.invoke(app, ["step", "--params", "params.npz", "--explain"])
-    assert result.exit_code == 2
-    assert "--explain writes out the plain equations, but params.npz uses clip 2" in result.output
+    assert result.exit_code == 0, result.output
+    assert "ONNX variant: clip 2" in result.output  # details in tests/test_explain.py
     result = runner.invoke(app, ["step", "--params", "params.npz", "--explain", "--no-clip"])
     assert result.exit_code == 0, result.output
+    assert "ONNX variant" not in result.output
