@@ -201,10 +201,24 @@ def _use_pretty(json_: bool, pretty: bool) -> bool:
 
 
 def _write_stdout(text: str) -> None:
-    """Print the result; a reader that went away (``| head``) ends the command quietly."""
+    """Print the result; a reader that went away (``| head``) ends the command quietly, exit 1.
+
+    Written to the binary stream in a loop: with ``PYTHONUNBUFFERED`` set, stdout is a raw
+    file whose ``write`` may stop short when the reader closes the pipe, without an error,
+    and the broken pipe would go unnoticed (exit 0 with truncated output).
+    """
+    data = memoryview((text + "\n").encode())
+    out = getattr(sys.stdout, "buffer", None)
     try:
-        sys.stdout.write(text + "\n")
+        if out is None:  # a text-only stream (some embedding): no partial writes to handle
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+            return
         sys.stdout.flush()
+        while data:
+            written = out.write(data)
+            data = data[written if written is not None else len(data) :]
+        out.flush()
     except BrokenPipeError:
         _quiet_broken_pipe()
 

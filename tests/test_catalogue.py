@@ -73,8 +73,19 @@ def test_catalogue_ids_are_unique_and_cover_the_issue():
     assert len(RUN) >= 60
 
 
+HOSTILE_TERMINALS = {
+    "plain": {},
+    "NO_COLOR": {"NO_COLOR": "1"},
+    "TERM=dumb,COLUMNS=20": {"TERM": "dumb", "COLUMNS": "20"},
+}
+
+
+@pytest.mark.parametrize("terminal", list(HOSTILE_TERMINALS))
 @pytest.mark.parametrize("row", RUN, ids=[r["id"] for r in RUN])
-def test_catalogue_row(row, bad, tmp_path, monkeypatch):
+def test_catalogue_row(row, terminal, bad, tmp_path, monkeypatch):
+    """Each row, also under NO_COLOR and under TERM=dumb with a 20-column terminal."""
+    for name, value in HOSTILE_TERMINALS[terminal].items():
+        monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     args = [a.replace("{bad}", str(bad)) for a in shlex.split(row["command"])]
     stdin: str | bytes = (
