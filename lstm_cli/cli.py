@@ -266,6 +266,7 @@ def init(
     The notebook scheme draws x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc with
     randn in that order, so --seed 42 reproduces the seed notebook exactly:
 
+    \b
         lstm-cell init --seed 42 --out p.npz
 
     ONNX's variants are stored in the file: --peepholes (drawn after everything else),
@@ -330,14 +331,17 @@ def step(
     Inputs come from --x/--h/--c (.npy or JSON files, - for stdin), or a JSON object piped on
     stdin; with none at all, the example inputs stored with the params are used, so
 
+    \b
         lstm-cell step
 
     prints the seed notebook's h_next and c_next. Piped JSON in, JSON out:
 
-        echo '{"x_t": [0.5, -1, 0.2, 0, 1, 2, -2, 0.3, 0.1, 0.9]}' | lstm-cell step | jq .h_next
+    \b
+        echo '{"x": [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]}' | lstm-cell step | jq .h_next
 
     --params takes PyTorch, Keras and ONNX weights too (layout detected from the keys):
 
+    \b
         lstm-cell step --params lstm.safetensors --key-prefix lstm. --x x.json
 
     --explain walks through the equations with the numbers plugged in (plain text in a pipe).

@@ -66,8 +66,11 @@ def convert(
     else .npz. PyTorch output loads with load_state_dict as it is (both biases, bias_hh
     zeros); Keras output is kernel, recurrent_kernel, bias; ONNX output is W, R, B (and P).
 
-        lstm-cell convert model.safetensors cell.npz --to native --key-prefix lstm.
+    \b
+        lstm-cell convert model.safetensors cell.npz --to native \\
+            --key-prefix lstm.
 
+    \b
         lstm-cell convert cell.npz torch_cell.safetensors --to pytorch
     """
     use_pretty = _use_pretty(json_, pretty)

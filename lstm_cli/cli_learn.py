@@ -160,8 +160,10 @@ def grad(
     Inputs and ONNX's variants (peepholes, clip, input_forget) are given as for step; the
     clip's derivative is taken as 0 where a pre-activation sits exactly on +-clip.
 
+    \b
         lstm-cell grad --check
 
+    \b
         lstm-cell grad --xs seq.npy --dh-next dh.json --out grads.npz
     """
     from .backward import gradient_check, lstm_sequence_backward, lstm_step_backward
@@ -323,8 +325,10 @@ def vectors(
     takes --variants none. Run your port on them, then:
     lstm-cell check --vectors DIR --results FILE
 
+    \b
         lstm-cell vectors --count 26 --seed 0 --out vectors
 
+    \b
         lstm-cell vectors --variants none --out plain-vectors
     """
     from .vectors import VARIANTS, build_cases, write_vectors
@@ -425,15 +429,19 @@ def check(
     max absolute and relative error, the worst case and the likely culprit (gate order,
     [x, h] order, a missing bias, an overflowing sigmoid, ...). Exit 0 only if all agree.
 
+    \b
         lstm-cell check my_lstm:lstm_step
 
+    \b
         lstm-cell check my_torch_port:cell --layout pytorch
 
+    \b
         lstm-cell check my_onnx_port:lstm --layout onnx
 
     A port in another language runs the golden vectors (lstm-cell vectors) and writes its
     outputs as JSON (see README), then:
 
+    \b
         lstm-cell check --vectors vectors --results my_results.json
     """
     from .check import LAYOUTS, check_function, check_outcomes, load_function

@@ -178,13 +178,14 @@ def run(
     A .npy xs is read in chunks, so memory stays flat however long the sequence, unless
     --out keeps the sequences. JSON in: a list, or {"xs": ..., "h_prev": ..., "c_prev": ...}.
 
+    \b
         lstm-cell run --params p.npz --xs xs.npy --out seq.npz
 
-    ONNX's variants stored in the params file (peepholes, clip, input_forget) are computed,
-    as in step; --clip, --no-clip, --input-forget and --no-peepholes change them.
+    \b
+        echo '{"xs": [[1,0,0,0,0,0,0,0,0,0]]}' | lstm-cell run | jq .h_next
 
-        echo '{"xs": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]}'
-        | lstm-cell run | jq .h_next
+    ONNX's variants stored in the params file (peepholes, clip, input_forget) are
+    computed as in step; the variant options below change them.
     """
     use_pretty = _use_pretty(json_, pretty)
     max_bytes = max_input_mb << 20

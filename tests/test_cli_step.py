@@ -228,3 +228,18 @@ def test_json_startup_does_not_import_rich():
         check=False,
     )
     assert proc.stderr.strip() == "False", proc.stderr
+
+
+@pytest.mark.parametrize(
+    "command", ["", "init", "step", "run", "convert", "grad", "vectors", "check"]
+)
+def test_help_fits_80_columns_and_shows_its_examples(command, monkeypatch):
+    """Each command's --help (its docstring) at 80 columns: nothing wider, examples unbroken."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(app, [command, "--help"] if command else ["--help"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    for line in lines:  # an example is one line, never re-wrapped into two
+        if line.strip().startswith(("lstm-cell ", "echo ")):
+            assert not line.rstrip().endswith(("lstm-cell", "|")), line
