@@ -20,6 +20,7 @@ from .cli import (
     Layout,
     MaxInputOpt,
     PrettyOpt,
+    _describe_variant,
     _use_pretty,
     app,
 )
@@ -105,7 +106,9 @@ def convert(
     if use_pretty:
         from .render import init_view, print_view
 
-        shown = {k: v for k, v in summary.items() if k in ("from", "to", "variant")}
+        shown = {"from": source_layout, "to": to.value}
+        if not params.is_plain:
+            shown["variant"] = _describe_variant(params).removeprefix("ONNX variant: ")
         print_view(init_view(dst, arrays, shown))
     else:
         write_stdout(fileio.dumps(summary))
