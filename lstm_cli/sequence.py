@@ -46,7 +46,14 @@ from typing import Any
 
 import numpy as np
 
-from .core import Array, add_peephole, clip_preactivation, coupled_forget_gate, sigmoid
+from .core import (
+    Array,
+    add_peephole,
+    clip_preactivation,
+    coupled_forget_gate,
+    project,
+    sigmoid,
+)
 from .params import LSTMParams
 
 GATE_NAMES = ("i_t", "f_t", "o_t", "c_t_candidate")  # as in StepResult
@@ -371,6 +378,9 @@ def _run_chunk(
     else:
         np.matmul(cell.W_x, x.transpose(0, 2, 1), out=xproj)  # (n, 4H, B)
     np.add(xproj, cell.b[:, None], out=xproj)  # + b
+    if not np.isfinite(xproj).all():  # overflowed (huge x or W): +-inf of arbitrary sign, or nan
+        # recompute as the step does (core.project: exact power-of-two rescaling), once per chunk
+        xproj[...] = project(x, cell.W_x, cell.b).transpose(0, 2, 1)  # (n, B, 4H) -> (n, 4H, B)
     h_seq = np.empty((n, H, B), cell.dtype) if return_sequences else None  # (n, H, B)
     record = np.empty((n, 5 * H, B), cell.dtype) if (return_sequences or return_gates) else None
     h_slots: Iterable[Array] = h_seq if h_seq is not None else repeat(s.h)

@@ -96,3 +96,22 @@ def test_cli_overflowing_pre_activations_are_null_in_json():
         for g, zz in zip(out["gates"][gate], out["pre_activations"][z], strict=True):
             if zz is None:
                 assert g in (0.0, 1.0)
+
+
+@pytest.mark.parametrize("batch", [None, 3])
+def test_run_agrees_with_step_when_the_input_projection_overflows(batch):
+    """x and W near 1e300: every product overflows float64. The sequence core must saturate
+    each gate the way the step does (exact rescaling), not by BLAS's arbitrary sign of inf."""
+    from lstm_cli import init_params, run_sequence
+
+    cell = init_params(10, 4, 1).params
+    cell = cell.with_arrays({k: getattr(cell, k) * 1e300 for k in ("Wf", "Wi", "Wo", "Wc")})
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((6, 10) if batch is None else (6, batch, 10)) * 1e300
+    r = run_sequence(cell, xs, return_sequences=True)
+    h = c = np.zeros(xs.shape[1:-1] + (4,))
+    for t in range(len(xs)):
+        s = cell.step(xs[t], h, c)
+        h, c = s.h_next, s.c_next
+        np.testing.assert_allclose(r.h_seq[t], h, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(r.c_next, c, rtol=1e-12, atol=1e-12)
