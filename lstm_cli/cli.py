@@ -138,6 +138,24 @@ ClipOpt = Annotated[
         help="ONNX cell clip: bound every pre-activation to (-C, C) before its activation.",
     ),
 ]
+ParamsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Params file (.npz, .safetensors or .onnx) in any layout: native (from init), "
+        "pytorch, keras or onnx; its ONNX variants included. Default: the notebook's seed-42 cell."
+    ),
+]
+XOpt = Annotated[
+    str | None, typer.Option("--x", help="x_t, (F,) or (B, F): .npy, .json, or - for stdin.")
+]
+HOpt = Annotated[
+    str | None,
+    typer.Option("--h", help="h_prev (h0 of a sequence), (H,) or (B, H). Default: zeros."),
+]
+COpt = Annotated[
+    str | None,
+    typer.Option("--c", help="c_prev (c0 of a sequence), (H,) or (B, H). Default: zeros."),
+]
 NoClipOpt = Annotated[bool, typer.Option("--no-clip", help="Ignore the file's clip.")]
 NoPeepholesOpt = Annotated[
     bool, typer.Option("--no-peepholes", help="Ignore the file's peephole weights.")
@@ -291,24 +309,12 @@ def init(
 
 @app.command()
 def step(
-    params: Annotated[
-        Path | None,
-        typer.Option(
-            help="Params file (.npz, .safetensors or .onnx) in any layout: native (from init), "
-            "pytorch, keras or onnx. Default: the notebook's seed-42 cell."
-        ),
-    ] = None,
+    params: ParamsOpt = None,
     layout: FromOpt = None,
     key_prefix: KeyPrefixOpt = None,
-    x: Annotated[
-        str | None, typer.Option("--x", help="x_t, (F,) or (B, F): .npy, .json, or - for stdin.")
-    ] = None,
-    h: Annotated[
-        str | None, typer.Option("--h", help="h_prev, (H,) or (B, H). Default: zeros.")
-    ] = None,
-    c: Annotated[
-        str | None, typer.Option("--c", help="c_prev, (H,) or (B, H). Default: zeros.")
-    ] = None,
+    x: XOpt = None,
+    h: HOpt = None,
+    c: COpt = None,
     dtype: Annotated[DType, typer.Option(help="Compute in this dtype.")] = DType.float64,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")

@@ -17,16 +17,20 @@ from . import fileio
 from .cli import (
     DEFAULT_MAX_INPUT_MB,
     ClipOpt,
+    COpt,
     DType,
     ForceOpt,
     FromOpt,
+    HOpt,
     InputForgetOpt,
     JsonOpt,
     KeyPrefixOpt,
     MaxInputOpt,
     NoClipOpt,
     NoPeepholesOpt,
+    ParamsOpt,
     PrettyOpt,
+    XOpt,
     _cast_cell,
     _describe_variant,
     _load_cell,
@@ -95,24 +99,12 @@ def _upstream(spec: str | None, name: str, shape: tuple[int, ...]) -> Array | No
 
 @app.command()
 def grad(
-    params: Annotated[
-        Path | None,
-        typer.Option(
-            help="Params file in any layout, as for step (ONNX variants included). "
-            "Default: the notebook's seed-42 cell."
-        ),
-    ] = None,
+    params: ParamsOpt = None,
     layout: FromOpt = None,
     key_prefix: KeyPrefixOpt = None,
-    x: Annotated[
-        str | None, typer.Option("--x", help="x_t, (F,) or (B, F): .npy, .json, or - for stdin.")
-    ] = None,
-    h: Annotated[
-        str | None, typer.Option("--h", help="h_prev (h0 with --xs), (H,) or (B, H). Default: 0.")
-    ] = None,
-    c: Annotated[
-        str | None, typer.Option("--c", help="c_prev (c0 with --xs), (H,) or (B, H). Default: 0.")
-    ] = None,
+    x: XOpt = None,
+    h: HOpt = None,
+    c: COpt = None,
     xs: Annotated[
         str | None,
         typer.Option("--xs", help="A sequence, (T, F) or (T, B, F): backpropagate through time."),

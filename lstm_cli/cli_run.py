@@ -17,15 +17,18 @@ from . import fileio
 from .cli import (
     DEFAULT_MAX_INPUT_MB,
     ClipOpt,
+    COpt,
     DType,
     ForceOpt,
     FromOpt,
+    HOpt,
     InputForgetOpt,
     JsonOpt,
     KeyPrefixOpt,
     MaxInputOpt,
     NoClipOpt,
     NoPeepholesOpt,
+    ParamsOpt,
     PrettyOpt,
     _cast_cell,
     _load_cell,
@@ -122,13 +125,7 @@ def _run_steps(
 
 @app.command()
 def run(
-    params: Annotated[
-        Path | None,
-        typer.Option(
-            help="Params file (.npz, .safetensors or .onnx) in any layout. "
-            "Default: the notebook's seed-42 cell."
-        ),
-    ] = None,
+    params: ParamsOpt = None,
     layout: FromOpt = None,
     key_prefix: KeyPrefixOpt = None,
     xs: Annotated[
@@ -139,12 +136,8 @@ def run(
             "for stdin. Default: stdin when piped.",
         ),
     ] = None,
-    h: Annotated[
-        str | None, typer.Option("--h", help="h_prev, (H,) or (B, H). Default: zeros.")
-    ] = None,
-    c: Annotated[
-        str | None, typer.Option("--c", help="c_prev, (H,) or (B, H). Default: zeros.")
-    ] = None,
+    h: HOpt = None,
+    c: COpt = None,
     batch_first: Annotated[
         bool,
         typer.Option("--batch-first", help="A 3-D xs is (B, T, F), and saved sequences (B, T, H)."),
