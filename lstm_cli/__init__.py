@@ -14,17 +14,9 @@ The library in one screen::
 from typing import TYPE_CHECKING, Any
 
 from .core import StepResult, lstm_step, lstm_step_detailed, sigmoid
-from .params import (
-    ExampleInputs,
-    LSTMParams,
-    ParamSet,
-    from_keras,
-    from_pytorch,
-    init_params,
-    notebook_default,
-    to_keras,
-    to_pytorch,
-)
+from .init import init_params, notebook_default
+from .layouts import from_keras, from_pytorch, to_keras, to_pytorch
+from .params import ExampleInputs, LSTMParams, ParamSet, Variant
 
 if TYPE_CHECKING:
     from .layouts import export_arrays, from_onnx, to_onnx
@@ -42,8 +34,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """The sequence and layout APIs are imported on first use: ``lstm-cell step`` never pays
-    for them."""
+    """The sequence and ONNX layout APIs are imported on first use (``lstm-cell step`` never
+    pays for them), and ``__version__`` is read from the installed metadata."""
+    if name == "__version__":
+        return _version()
     if name in _LAZY:
         import importlib
 
@@ -58,6 +52,7 @@ __all__ = [
     "SequenceChunk",
     "SequenceResult",
     "StepResult",
+    "Variant",
     "export_arrays",
     "from_onnx",
     "from_keras",
@@ -73,4 +68,12 @@ __all__ = [
     "to_onnx",
     "to_pytorch",
 ]
-__version__ = "0.1.0"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lstm-cell")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"

@@ -54,6 +54,7 @@ BIAS_NAMES = ("bf", "bi", "bo", "bc")
 PARAM_NAMES = WEIGHT_NAMES + BIAS_NAMES
 PEEPHOLE_NAMES = ("Pi", "Pf", "Po")  # gradients dPi, dPf, dPo only when the cell has them
 STEP_GRAD_NAMES = ("dx_t", "dh_prev", "dc_prev") + tuple("d" + n for n in PARAM_NAMES)
+CHECK_EPS = 1e-6  # the gradient check's step, in float64
 SEQUENCE_GRAD_NAMES = ("dxs", "dh0", "dc0") + tuple("d" + n for n in PARAM_NAMES)
 
 
@@ -391,7 +392,7 @@ def gradient_check(
     dc_next: Array | None = None,
     dhs: Array | None = None,
     sequence: bool = False,
-    eps: float = 1e-6,
+    eps: float = CHECK_EPS,
     max_entries: int | None = None,
     seed: int = 0,
     clip: float | None = None,

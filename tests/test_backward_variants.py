@@ -23,7 +23,7 @@ from lstm_cli.backward import (
 )
 from lstm_cli.cli import app
 from lstm_cli.core import lstm_step_variant
-from lstm_cli.fileio import save_param_set
+from lstm_cli.io.paramfiles import save_param_set
 
 from .conftest import random_cell
 from .test_backward import numeric_grads, rel_error

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lstm_cli.check import GATES, LAYOUTS, check_function
 from lstm_cli.cli import app
-from lstm_cli.vectors import build_cases, default_count, load_vectors
+from lstm_cli.porting.check import GATES, SIGNATURES, check_function
+from lstm_cli.porting.vector_files import load_vectors
+from lstm_cli.porting.vectors import build_cases, default_count
 
 from . import ports
 from .conftest import ROOT
@@ -94,7 +95,7 @@ def test_every_gate_permutation_is_named_exactly(perm):
             W[s["f"]], W[s["i"]], W[s["o"]], W[s["c"]], b[s["f"]], b[s["i"]], b[s["o"]], b[s["c"]],
         )  # fmt: skip
 
-    result = check_function(permuted, "permuted", CASES, LAYOUTS["seed"])
+    result = check_function(permuted, "permuted", CASES, SIGNATURES["seed"])
     assert not result.ok
     assert len(result.diagnoses) == 1
     d = result.diagnoses[0]
@@ -113,7 +114,7 @@ def test_every_missing_bias_is_named(gate):
         b[gate] = np.zeros_like(b[gate])
         return ports.correct(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, b["f"], b["i"], b["o"], b["c"])
 
-    result = check_function(no_bias, "no_bias", CASES, LAYOUTS["seed"])
+    result = check_function(no_bias, "no_bias", CASES, SIGNATURES["seed"])
     word = {"i": "input", "f": "forget", "o": "output", "c": "candidate"}[gate]
     assert [d.culprit for d in result.diagnoses] == [f"missing {word} bias"]
 
@@ -151,7 +152,7 @@ def test_the_onnx_layout_gets_both_halves_of_b_nonzero():
         seen.update(W=W, R=R, B=B, h=h)
         return ports.onnx_correct(x, h, c, W, R, B)
 
-    assert check_function(spy, "spy", CASES[:3], LAYOUTS["onnx"]).ok
+    assert check_function(spy, "spy", CASES[:3], SIGNATURES["onnx"]).ok
     H = seen["h"].shape[-1]
     assert seen["W"].ndim == 3 and seen["W"].shape[:2] == (1, 4 * H)
     assert seen["R"].shape == (1, 4 * H, H) and seen["B"].shape == (1, 8 * H)
@@ -165,7 +166,7 @@ def test_the_pytorch_layout_gets_two_nonzero_biases():
         seen.update(bias_ih=bias_ih, bias_hh=bias_hh, w=weight_ih)
         return ports.pytorch_correct(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
 
-    assert check_function(spy, "spy", CASES[:2], LAYOUTS["pytorch"]).ok
+    assert check_function(spy, "spy", CASES[:2], SIGNATURES["pytorch"]).ok
     assert np.all(seen["bias_ih"] != 0) and np.all(seen["bias_hh"] != 0)
 
 
@@ -383,7 +384,7 @@ def test_two_bugs_at_once_are_not_misnamed():
     def two_bugs(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
         return ports.no_tanh_on_c(x_t, h_prev, c_prev, Wi, Wf, Wo, Wc, bi, bf, bo, bc)
 
-    result = check_function(two_bugs, "two_bugs", CASES, LAYOUTS["seed"])
+    result = check_function(two_bugs, "two_bugs", CASES, SIGNATURES["seed"])
     assert not result.ok
     assert [d.culprit for d in result.diagnoses] == ["c_next: input, forget or candidate gate"]
     assert "no known mistake matches" in result.diagnoses[0].explains

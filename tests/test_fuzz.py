@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 
 from lstm_cli.cli import app
 from lstm_cli.errors import InputError
-from lstm_cli.fileio import array_from_bytes, load_param_set, parse_json
+from lstm_cli.io.jsonio import parse_json
+from lstm_cli.io.paramfiles import load_param_set
+from lstm_cli.io.reader import array_from_bytes
 from tests.conftest import PARAMS_DIR
 
 runner = CliRunner()
@@ -184,8 +186,8 @@ def test_random_command_lines_never_crash(
 )
 def test_results_files_load_or_are_refused(tmp_path_factory, cases, extra):
     """A port's results file (check --results): judged or refused, never a crash."""
-    from lstm_cli.check_results import load_results
-    from lstm_cli.vectors import build_cases
+    from lstm_cli.porting.results import load_results
+    from lstm_cli.porting.vectors import build_cases
 
     folder = tmp_path_factory.mktemp("results")
     path = folder / "results.json"

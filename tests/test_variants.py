@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lstm_cli import fileio, init_params, lstm_step_detailed, notebook_default
+from lstm_cli import init_params, lstm_step_detailed, notebook_default
 from lstm_cli.cli import app
 from lstm_cli.core import lstm_step_variant
 from lstm_cli.errors import InputError
-from lstm_cli.params import LSTMParams, ParamSet, VariantParams
+from lstm_cli.io import paramfiles
+from lstm_cli.params import LSTMParams, ParamSet, Variant
 
 from .conftest import assert_notebook, random_cell
 
@@ -162,18 +163,27 @@ def test_init_peepholes_keep_the_other_draws():
     for k, v in plain.params.arrays().items():
         np.testing.assert_array_equal(peep.params.arrays()[k], v)
     assert peep.params.peepholes is not None and peep.params.peepholes["Pi"].shape == (4,)
-    assert isinstance(peep.params, VariantParams)
+    assert isinstance(peep.params.variant, Variant) and not peep.params.is_plain
+    assert plain.params.variant.is_plain
     assert peep.meta["clip"] == 3.0 and peep.meta["input_forget"] is True
     assert "clip" not in plain.meta and "input_forget" not in plain.meta
+
+
+def test_variant_params_is_a_deprecated_alias_of_lstm_params():
+    import lstm_cli.params
+
+    with pytest.warns(DeprecationWarning, match="VariantParams is deprecated"):
+        alias = lstm_cli.params.VariantParams
+    assert alias is LSTMParams
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
 def test_the_file_carries_its_semantics(tmp_path: Path, suffix: str):
     ps = init_params(seed=8, n_features=3, n_hidden=2, peepholes=True, clip=1.25, input_forget=True)
     path = tmp_path / f"cell{suffix}"
-    fileio.save_param_set(path, ps)
-    back = fileio.load_param_set(path)
-    assert back.params.variant() == {"peepholes": True, "clip": 1.25, "input_forget": True}
+    paramfiles.save_param_set(path, ps)
+    back = paramfiles.load_param_set(path)
+    assert back.params.variant.switches() == {"peepholes": True, "clip": 1.25, "input_forget": True}
     for k, v in ps.params.all_arrays().items():
         assert back.params.all_arrays()[k].tobytes() == v.tobytes()
 
@@ -190,13 +200,13 @@ def test_the_file_carries_its_semantics(tmp_path: Path, suffix: str):
 def test_bad_variant_metadata_is_refused(tmp_path: Path, meta, message):
     ps = init_params(seed=1, n_features=2, n_hidden=2)
     path = tmp_path / "bad.npz"
-    fileio.save_param_set(path, ParamSet(ps.params, ps.example, {}))
+    paramfiles.save_param_set(path, ParamSet(ps.params, ps.example, {}))
     with np.load(path) as z:
         arrays = dict(z)
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     with pytest.raises(InputError, match="bad.npz") as e:
-        fileio.load_param_set(path)
+        paramfiles.load_param_set(path)
     assert message in str(e.value)
 
 
@@ -217,7 +227,7 @@ def test_cli_init_and_step_with_variants(in_tmp: Path):
     assert step["shapes"]["Po"] == [4]
     np.testing.assert_allclose(step["gates"]["f_t"], 1 - np.array(step["gates"]["i_t"]))
     assert max(abs(v) for z in step["pre_activations"].values() for v in z) <= 1.5
-    ps = fileio.load_param_set(Path("params.npz"))
+    ps = paramfiles.load_param_set(Path("params.npz"))
     assert ps.example is not None
     r = ps.params.step(**ps.example.arrays())
     np.testing.assert_allclose(step["h_next"], r.h_next, rtol=0, atol=0)

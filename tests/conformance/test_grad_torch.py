@@ -12,6 +12,7 @@ import pytest
 
 from lstm_cli import LSTMParams, to_pytorch
 from lstm_cli.backward import lstm_sequence_backward, lstm_step_backward
+from lstm_cli.params import PARAM_NAMES
 from tests.conftest import random_cell
 
 torch = pytest.importorskip("torch")
@@ -19,14 +20,14 @@ torch = pytest.importorskip("torch")
 
 def torch_arrays(cell: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """PyTorch's four arrays for ``cell``, the bias split into two non-zero halves."""
-    t = to_pytorch(LSTMParams(**cell))
+    t = to_pytorch(LSTMParams.from_mapping(cell))
     share = rng.standard_normal(t["bias_ih"].shape)
     return {**t, "bias_ih": t["bias_ih"] - share, "bias_hh": share}
 
 
 def as_torch_grads(grads) -> dict[str, np.ndarray]:
     """Our dW*/db* in PyTorch's layout (gate blocks i, f, g, o); both biases get db."""
-    g = to_pytorch(LSTMParams(**{n: grads["d" + n] for n in LSTMParams.__dataclass_fields__}))
+    g = to_pytorch(LSTMParams.from_mapping({n: grads["d" + n] for n in PARAM_NAMES}))
     return {**g, "bias_hh": g["bias_ih"]}
 
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .core import Array, StepResult, add_peephole, project
-from .params import LSTMParams
+from lstm_cli.core import Array, StepResult, add_peephole, project
+from lstm_cli.params import LSTMParams
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -317,30 +317,3 @@ def explain_view(
     for style, line in explain_lines(result, params, width):
         parts.append(Text(line, style=STYLES.get(style, ""), no_wrap=True, overflow="ignore"))
     return Group(*parts)
-
-
-def print_explanation(
-    result: StepResult, params: LSTMParams, pretty: bool, notes: Sequence[str] = ()
-) -> None:
-    """Print the explanation: coloured on a terminal (``pretty``), plain text otherwise.
-
-    The width is the terminal's, else ``COLUMNS``, else 80.
-    """
-    import shutil
-    import sys
-
-    if pretty:
-        from .render import make_console
-
-        console = make_console()
-        console.print(explain_view(result, params, console.width, notes), soft_wrap=True)
-        return
-    width = shutil.get_terminal_size((80, 24)).columns
-    lines = [*notes, explain_text(result, params, width)]
-    try:
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        from .cli import _quiet_broken_pipe
-
-        _quiet_broken_pipe()

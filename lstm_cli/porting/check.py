@@ -23,25 +23,22 @@ Layouts (how the user's function takes the cell; all return ``(h_next, c_next)``
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import io
 import itertools
 import re
-import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .core import Array, clip_preactivation, lstm_step_variant, sigmoid
-from .errors import InputError
-from .layouts import ONNX_ORDER, to_onnx
-from .params import LSTMParams, to_keras, to_pytorch
+from lstm_cli.core import Array, clip_preactivation, lstm_step_variant, sigmoid
+from lstm_cli.errors import Hint, UserCodeError
+from lstm_cli.layouts import ONNX_ORDER, to_keras, to_onnx, to_pytorch
+from lstm_cli.params import PARAM_NAMES, LSTMParams
+
 from .vectors import TOLERANCES, Case
 
 GATES = ("i", "f", "o", "c")  # the native gates: input, forget, output, candidate
@@ -51,7 +48,7 @@ GATES = ("i", "f", "o", "c")  # the native gates: input, forget, output, candida
 
 
 @dataclass(frozen=True)
-class Layout:
+class Signature:
     """How a user's function takes the cell, and how its gate blocks are named and ordered."""
 
     name: str
@@ -83,9 +80,7 @@ def _seed_args(case: Case) -> tuple[Array, ...]:
 
 
 def _params(case: Case) -> LSTMParams:
-    return LSTMParams(
-        **{n: case.params[n] for n in ("Wf", "Wi", "Wo", "Wc", "bf", "bi", "bo", "bc")}
-    )
+    return LSTMParams.from_mapping({n: case.params[n] for n in PARAM_NAMES}, case.name)
 
 
 def _pytorch_args(case: Case) -> tuple[Array, ...]:
@@ -151,8 +146,8 @@ ONNX_BIAS_MISTAKES = (
 )
 
 
-LAYOUTS: dict[str, Layout] = {
-    "seed": Layout(
+SIGNATURES: dict[str, Signature] = {
+    "seed": Signature(
         "seed",
         "fn(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc) -> (h_next, c_next)",
         None,
@@ -161,7 +156,7 @@ LAYOUTS: dict[str, Layout] = {
         (),
         _no_biases,
     ),
-    "pytorch": Layout(
+    "pytorch": Signature(
         "pytorch",
         "fn(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> (h_next, c_next)",
         ("i", "f", "c", "o"),
@@ -170,7 +165,7 @@ LAYOUTS: dict[str, Layout] = {
         PYTORCH_BIAS_MISTAKES,
         _pytorch_biases,
     ),
-    "keras": Layout(
+    "keras": Signature(
         "keras",
         "fn(x, h, c, kernel, recurrent_kernel, bias) -> (h_next, c_next)",
         ("i", "f", "c", "o"),
@@ -179,7 +174,7 @@ LAYOUTS: dict[str, Layout] = {
         (),
         _no_biases,
     ),
-    "onnx": Layout(
+    "onnx": Signature(
         "onnx",
         "fn(x, h, c, W, R, B) -> (h_next, c_next); W (1, 4H, F), R (1, 4H, H), B (1, 8H)",
         ONNX_ORDER,
@@ -189,58 +184,6 @@ LAYOUTS: dict[str, Layout] = {
         _onnx_biases,
     ),
 }
-
-
-# --------------------------------------------------------------------------- importing
-
-
-def load_function(target: str) -> tuple[Callable[..., Any], str]:
-    """Import ``MODULE:FUNCTION`` (or ``path/to/file.py:FUNCTION``) like ``python -m`` would:
-    the current folder is on the import path. Missing module or function: InputError (2);
-    an exception while importing the user's module: InputError (1)."""
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise InputError(f"{target!r}: expected MODULE:FUNCTION, e.g. my_lstm:lstm_step")
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        if module_name.endswith(".py"):
-            path = Path(module_name)
-            if not path.is_file():
-                raise InputError(f"{module_name}: no such file")
-            spec = importlib.util.spec_from_file_location(f"_lstm_check_{path.stem}", path)
-            if spec is None or spec.loader is None:
-                raise InputError(f"{module_name}: cannot be imported as a Python module")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module  # as an import would (dataclasses need it)
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_name)
-    except InputError:
-        raise
-    except ModuleNotFoundError as e:
-        if e.name is not None and (module_name == e.name or module_name.startswith(e.name + ".")):
-            raise InputError(
-                f"cannot import {module_name!r}: no such module (run from the folder that "
-                "holds it, or give path/to/file.py:FUNCTION)"
-            ) from None
-        raise InputError(
-            f"importing {module_name!r} failed: {type(e).__name__}: {e}", exit_code=1
-        ) from None
-    except BaseException as e:  # the user's module ran and raised: report it, no traceback
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        raise InputError(
-            f"importing {module_name!r} failed: {type(e).__name__}: {e}", exit_code=1
-        ) from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise InputError(f"{module_name!r} has no function {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise InputError(f"{target}: {type(obj).__name__} is not callable")
-    return obj, target
 
 
 # --------------------------------------------------------------------------- running
@@ -267,8 +210,8 @@ def _as_output(value: Any, name: str, want: tuple[int, ...], notes: list[str]) -
     return arr
 
 
-def run_function(fn: Callable[..., Any], label: str, case: Case, layout: Layout) -> Outcome:
-    """Call ``fn`` on one case (copies of the arrays); an exception becomes InputError (1)."""
+def run_function(fn: Callable[..., Any], label: str, case: Case, layout: Signature) -> Outcome:
+    """Call ``fn`` on one case (copies of the arrays); an exception: UserCodeError (exit 1)."""
     args = tuple(np.array(a, copy=True) for a in layout.args(case))
     printed = io.StringIO()  # the seed's own function prints: keep stdout for the report
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
@@ -280,10 +223,9 @@ def run_function(fn: Callable[..., Any], label: str, case: Case, layout: Layout)
         except BaseException as e:
             shapes = ", ".join(f"{k} {v.shape}" for k, v in case.inputs.items())
             message = str(e).splitlines()[0] if str(e) else ""
-            hint = "; for a function without batch support pass --no-batch" if case.batch else ""
-            raise InputError(
-                f"{label} raised {type(e).__name__}: {message} (on {case.name}: {shapes}){hint}",
-                exit_code=1,
+            raise UserCodeError(
+                f"{label} raised {type(e).__name__}: {message} (on {case.name}: {shapes})",
+                Hint.NO_BATCH if case.batch else None,
             ) from None
     notes = []
     if printed.getvalue():
@@ -291,10 +233,9 @@ def run_function(fn: Callable[..., Any], label: str, case: Case, layout: Layout)
     seen = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     notes += [f"it warned {s}" for s in seen]
     if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise InputError(
+        raise UserCodeError(
             f"{label} returned {type(out).__name__}, expected a pair (h_next, c_next) "
-            f"(on {case.name})",
-            exit_code=1,
+            f"(on {case.name})"
         )
     want = case.expected["h_next"].shape
     h = _as_output(out[0], "h_next", want, notes)
@@ -414,7 +355,7 @@ class Diagnosis:
     explains: str
 
 
-def _perm_text(src: dict[str, str], layout: Layout) -> tuple[str, str]:
+def _perm_text(src: dict[str, str], layout: Signature) -> tuple[str, str]:
     L = layout.letters
     moved = [g for g in GATES if src[g] != g]
     if layout.order is None:
@@ -453,7 +394,7 @@ def _gate_word(g: str) -> str:
     return {"i": "input", "f": "forget", "o": "output", "c": "candidate"}[g]
 
 
-def hypotheses(layout: Layout) -> list[Hypothesis]:
+def hypotheses(layout: Signature) -> list[Hypothesis]:
     """Every known mistake, as a modified reference step."""
     out: list[Hypothesis] = []
     for perm in itertools.permutations(GATES):
@@ -521,7 +462,7 @@ def _step_without_bias(case: Case, gate: str) -> tuple[Array, Array]:
     return _step(case, biases={**_native_biases(case), gate: np.zeros(case.n_hidden)})
 
 
-def _step_layout_bias(case: Case, layout: Layout, label: str) -> tuple[Array, Array]:
+def _step_layout_bias(case: Case, layout: Signature, label: str) -> tuple[Array, Array]:
     return _step(case, biases=layout.biases(case)[label])
 
 
@@ -543,7 +484,7 @@ def diagnose(
     cases: Sequence[Case],
     outcomes: Sequence[Outcome],
     reports: Sequence[CaseReport],
-    layout: Layout,
+    layout: Signature,
     atol: float | None,
     rtol: float | None,
 ) -> list[Diagnosis]:
@@ -812,7 +753,7 @@ class CheckResult:
 
 def check_outcomes(
     target: str,
-    layout: Layout,
+    layout: Signature,
     cases: Sequence[Case],
     outcomes: Sequence[Outcome],
     atol: float | None,
@@ -827,7 +768,7 @@ def check_function(
     fn: Callable[..., Any],
     label: str,
     cases: Sequence[Case],
-    layout: Layout,
+    layout: Signature,
     atol: float | None = None,
     rtol: float | None = None,
 ) -> CheckResult:
