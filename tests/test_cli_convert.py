@@ -181,7 +181,7 @@ def _pickled(folder: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "make,src,args,message",
+    ("make", "src", "args", "message"),
     [
         (None, "missing.npz", ["--to", "native"], "missing.npz: no such file"),
         (_bool_file, "in.npz", ["--to", "native"], "in.npz: kernel has boolean dtype"),
@@ -221,7 +221,7 @@ def test_existing_output_needs_force(in_tmp: Path):
 
 
 @pytest.mark.parametrize(
-    "out,message",
+    ("out", "message"),
     [
         ("model.onnx", "writing .onnx models is not supported"),
         ("nowhere/out.npz", "folder nowhere does not exist"),

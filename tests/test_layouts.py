@@ -203,7 +203,7 @@ def test_nothing_found_says_what_is_missing():
 
 
 @pytest.mark.parametrize(
-    "arrays,message",
+    ("arrays", "message"),
     [
         (
             {"weight_ih": np.ones((8, 3)), "weight_hh": np.ones((8, 3))},

@@ -71,6 +71,9 @@ app = typer.Typer(
     cls=LazyGroup,
     name="lstm-cell",
     no_args_is_help=True,
+    # Shell completion (--install-completion, --show-completion) is on: `import typer` loads
+    # its completion module either way (python -X importtime), so it adds no start-up cost.
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,  # locals would dump weight matrices and paths
     rich_markup_mode=None,

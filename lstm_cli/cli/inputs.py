@@ -284,7 +284,7 @@ def resolve_sequence_arrays(
     xs_spec = specs["xs"]
     assert xs_spec is not None
     xs = read_array(xs_spec, "xs", max_bytes)
-    T, B = _sequence_shape(xs.shape, cell.n_features, False, _label(xs_spec), params_label)
+    _T, B = _sequence_shape(xs.shape, cell.n_features, False, _label(xs_spec), params_label)
     batch = () if B is None else (B,)
     arrays, sources = {"xs": xs}, {"xs": _label(xs_spec)}
     for name, spec in (("h0", specs.get("h_prev")), ("c0", specs.get("c_prev"))):

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lstm_cli.core import Array
 from lstm_cli.errors import InputError
 from lstm_cli.layouts import from_onnx
@@ -19,7 +21,6 @@ def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> P
     initializers and its clip / input_forget attributes. Needs the optional ``onnx`` package."""
     try:
         import onnx
-        from onnx import numpy_helper
     except ImportError:
         raise InputError(
             f"{source}: reading .onnx models needs the onnx package (pip install onnx)"
@@ -28,7 +29,37 @@ def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> P
         model = onnx.load_model_from_string(data)
     except Exception as e:
         raise InputError(f"{source}: not a readable ONNX model ({type(e).__name__})") from None
-    graph = model.graph
+    node = _lstm_node(model.graph, source, node_name)
+    label = f"{source}: LSTM node {node.name!r}" if node.name else f"{source}: LSTM node"
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    _check_attributes(attrs, label)
+    arrays = _initializers(model.graph, node, label, source)
+    clip = attrs.get("clip")
+    params = from_onnx(
+        arrays["W"],
+        arrays["R"],
+        arrays.get("B"),
+        arrays.get("P"),
+        clip=None if clip is None else float(clip),
+        input_forget=bool(attrs.get("input_forget", 0)),
+        source=label,
+    )
+    hidden_size = attrs.get("hidden_size")
+    if hidden_size is not None and hidden_size != params.n_hidden:
+        raise InputError(f"{label}: hidden_size is {hidden_size} but R holds H = {params.n_hidden}")
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "source_layout": "onnx",
+        "onnx_node": node.name,
+        "n_features": params.n_features,
+        "n_hidden": params.n_hidden,
+        **params.variant.to_meta(),
+    }
+    return ParamSet(params=params, meta=meta)
+
+
+def _lstm_node(graph: Any, source: str, node_name: str | None) -> Any:
+    """The first LSTM node of ``graph``, or the one named ``node_name``."""
     lstms = [n for n in graph.node if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")]
     if node_name is not None:
         named = [n for n in lstms if n.name == node_name]
@@ -38,9 +69,11 @@ def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> P
         lstms = named
     if not lstms:
         raise InputError(f"{source}: the model has no LSTM node")
-    node = lstms[0]
-    label = f"{source}: LSTM node {node.name!r}" if node.name else f"{source}: LSTM node"
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    return lstms[0]
+
+
+def _check_attributes(attrs: dict[str, Any], label: str) -> None:
+    """Refuse what this cell does not compute: another direction, other activations."""
     direction = attrs.get("direction", b"forward")
     direction = direction.decode() if isinstance(direction, bytes) else str(direction)
     if direction != "forward":
@@ -50,6 +83,16 @@ def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> P
         raise InputError(
             f"{label} uses activations {acts}; this tool's cell is Sigmoid, Tanh, Tanh"
         )
+    input_forget = attrs.get("input_forget", 0)
+    if input_forget not in (0, 1):
+        raise InputError(f"{label}: input_forget is {input_forget}, expected 0 or 1")
+
+
+def _initializers(graph: Any, node: Any, label: str, source: str) -> dict[str, Array]:
+    """W, R (required), B and P (optional) of ``node``, stored as initializers in the model."""
+    import onnx
+    from onnx import numpy_helper
+
     initializers = {t.name: t for t in graph.initializer}
     arrays: dict[str, Array] = {}
     for name, position in _ONNX_LSTM_INPUTS.items():
@@ -70,31 +113,4 @@ def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> P
         except Exception as e:
             raise InputError(f"{label}: {name} is unreadable ({type(e).__name__})") from None
         arrays[name] = as_float_array(raw, name, source)
-    clip = attrs.get("clip")
-    input_forget = attrs.get("input_forget", 0)
-    if input_forget not in (0, 1):
-        raise InputError(f"{label}: input_forget is {input_forget}, expected 0 or 1")
-    params = from_onnx(
-        arrays["W"],
-        arrays["R"],
-        arrays.get("B"),
-        arrays.get("P"),
-        clip=None if clip is None else float(clip),
-        input_forget=bool(input_forget),
-        source=label,
-    )
-    hidden_size = attrs.get("hidden_size")
-    if hidden_size is not None and hidden_size != params.n_hidden:
-        raise InputError(f"{label}: hidden_size is {hidden_size} but R holds H = {params.n_hidden}")
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "source_layout": "onnx",
-        "onnx_node": node.name,
-        "n_features": params.n_features,
-        "n_hidden": params.n_hidden,
-        **params.variant.to_meta(),
-    }
-    return ParamSet(params=params, meta=meta)
-
-
-# --------------------------------------------------------------------------- files out
+    return arrays

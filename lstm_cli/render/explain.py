@@ -111,170 +111,213 @@ def explain_lines(
     c_next, then o (whose peephole reads c_next) and h_next; peephole terms are written out
     and a clip is shown where it changes a pre-activation.
     """
-    width = max(width, 40)
-    batched = result.h_next.ndim == 2
-    if batched:
-        row = 0 if row is None else row
+    e = _Explainer(result, params, max(width, 40), row)
+    e.header()
+    e.concat()
+    i_gate, f_gate, o_gate, c_gate = GATES
+    if params.is_plain:  # the seed's order, exactly as it always was
+        for step, spec in enumerate(GATES, start=2):
+            e.gate(step, *spec)
+        e.new_cell(6)
+    else:  # the order of computation: o comes after c_next (its peephole reads c_next)
+        e.gate(2, *i_gate)
+        if params.coupled:
+            e.coupled_forget(3)
+        else:
+            e.gate(3, *f_gate)
+        e.gate(4, *c_gate)
+        e.new_cell(5)
+        e.gate(6, *o_gate)
+    e.new_hidden(7)
+    e.final()
+    return e.out
 
-    def pick(a: Array) -> Array:
-        return a[row] if batched else a
 
-    H, F = params.n_hidden, params.n_features
-    full = H <= FULL_MAX_HIDDEN and H + F <= FULL_MAX_U
-    units = range(H) if full else range(min(H, SUMMARY_UNITS))
-    peep, clip, coupled = params.peepholes, params.clip_value, params.coupled
-    out: list[Line] = []
+class _Explainer:
+    """Writes the explanation's lines, one section per method, into ``out``."""
 
-    def text(style: str, s: str) -> None:
+    def __init__(self, result: StepResult, params: LSTMParams, width: int, row: int | None):
+        self.result, self.params, self.width = result, params, width
+        self.batched = result.h_next.ndim == 2
+        self.row = (0 if row is None else row) if self.batched else None
+        H, F = params.n_hidden, params.n_features
+        self.H, self.F = H, F
+        self.full = H <= FULL_MAX_HIDDEN and H + F <= FULL_MAX_U
+        self.units = range(H) if self.full else range(min(H, SUMMARY_UNITS))
+        self.out: list[Line] = []
+
+    def pick(self, a: Array) -> Array:
+        """One row of a batched array."""
+        return a[self.row] if self.batched else a
+
+    def value(self, name: str) -> Array:
+        return self.pick(getattr(self.result, name))
+
+    def text(self, style: str, s: str) -> None:
         for line in s.splitlines() or [""]:
-            out.append((style, line))
+            self.out.append((style, line))
 
-    def lines(style: str, ls: Sequence[str]) -> None:
-        out.extend((style, line) for line in ls)
+    def lines(self, style: str, ls: Sequence[str]) -> None:
+        self.out.extend((style, line) for line in ls)
 
-    def words(style: str, s: str, prefix: str = "") -> None:
-        lines(style, wrap(prefix, s.split(" "), width))
+    def words(self, style: str, s: str, prefix: str = "") -> None:
+        self.lines(style, wrap(prefix, s.split(" "), self.width))
 
-    title = f"One LSTM step, explained: F = {F} inputs, H = {H} hidden units, {result.h_next.dtype}"
-    words("title", title)
-    if not params.is_plain:
-        words("note", _variant_line(params))
-    if batched:
-        n = result.h_next.shape[0]
-        words("note", f"A batch of {n}: showing batch row {row}.")
-    how = (
-        "Every product written out." if full else
-        f"Summarised (H > {FULL_MAX_HIDDEN} or H + F > {FULL_MAX_U}): the first "
-        f"{len(units)} unit(s) and the first terms of each dot product."
-    )  # fmt: skip
-    words("note", how + " Numbers rounded to 4 decimals.")
+    def section(self, title: str) -> None:
+        self.text("", "")
+        self.words("title", title)
 
-    x, h, c, u = pick(result.x_t), pick(result.h_prev), pick(result.c_prev), pick(result.u)
-    f_t, i_t, o_t = pick(result.f_t), pick(result.i_t), pick(result.o_t)
-    g_t, c_next, h_next = pick(result.c_t_candidate), pick(result.c_next), pick(result.h_next)
-    text("", "")
-    words("title", "1. Put the previous hidden state first, then the input")
-    text("formula", f"  u = concat(h_prev, x_t)        shape ({H + F},) = ({H},) + ({F},)")
-    for name, a in (("h_prev", h), ("x_t", x), ("u", u)):
-        lines("", _vector_lines(name, a, full, width, 6))
+    def vector(self, style: str, name: str, a: Array, pad: int) -> None:
+        self.lines(style, _vector_lines(name, a, False, self.width, pad))
 
-    def gate(step: int, g: str, act_name: str, fn: str, what: str) -> None:
+    def header(self) -> None:
+        H, F, dtype = self.H, self.F, self.result.h_next.dtype
+        self.words(
+            "title", f"One LSTM step, explained: F = {F} inputs, H = {H} hidden units, {dtype}"
+        )
+        if not self.params.is_plain:
+            self.words("note", _variant_line(self.params))
+        if self.batched:
+            n = self.result.h_next.shape[0]
+            self.words("note", f"A batch of {n}: showing batch row {self.row}.")
+        how = (
+            "Every product written out." if self.full else
+            f"Summarised (H > {FULL_MAX_HIDDEN} or H + F > {FULL_MAX_U}): the first "
+            f"{len(self.units)} unit(s) and the first terms of each dot product."
+        )  # fmt: skip
+        self.words("note", how + " Numbers rounded to 4 decimals.")
+
+    def concat(self) -> None:
+        H, F = self.H, self.F
+        self.section("1. Put the previous hidden state first, then the input")
+        self.text("formula", f"  u = concat(h_prev, x_t)        shape ({H + F},) = ({H},) + ({F},)")
+        for name, key in (("h_prev", "h_prev"), ("x_t", "x_t"), ("u", "u")):
+            self.lines("", _vector_lines(name, self.value(key), self.full, self.width, 6))
+
+    def peephole(self, g: str) -> tuple[Array, Array, str] | None:
+        """Gate ``g``'s peephole: (weights, the state it reads, that state's name), or None."""
+        peep = self.params.peepholes
+        if peep is None or g == "c":
+            return None
+        state_name = "c_next" if g == "o" else "c_prev"
+        return (peep[f"P{g}"], self.value(state_name), state_name)
+
+    def gate(self, step: int, g: str, act_name: str, fn: str, what: str) -> None:
+        params, clip = self.params, self.params.clip_value
         W, b = getattr(params, f"W{g}"), getattr(params, f"b{g}")
-        z, act = pick(getattr(result, f"z_{g}")), pick(getattr(result, act_name))
-        # the peephole term: (weights, the state it reads, that state's name), or None
-        pp = None
-        if peep is not None and g != "c":
-            state, state_name = (c_next, "c_next") if g == "o" else (c, "c_prev")
-            pp = (peep[f"P{g}"], state, state_name)
-        text("", "")
-        words("title", f"{step}. {what}")
+        pp = self.peephole(g)
+        self.section(f"{step}. {what}")
         if params.is_plain:
-            text("formula", f"  {act_name} = {fn}(W{g} @ u + b{g})")
+            self.text("formula", f"  {act_name} = {fn}(W{g} @ u + b{g})")
         else:
             inner = f"W{g} @ u + b{g}" + (f" + P{g} * {pp[2]}" if pp else "")
             if clip is not None:
                 inner = f"clip({inner}, {-clip:g}, {clip:g})"
-            lines("formula", wrap("  ", f"{act_name} = {fn}({inner})".split(" "), width, indent=4))
+            formula = f"{act_name} = {fn}({inner})".split(" ")
+            self.lines("formula", wrap("  ", formula, self.width, indent=4))
         if pp and g == "o":
-            words("note", "The output gate's peephole reads the NEW cell state c_next.", "  ")
+            self.words("note", "The output gate's peephole reads the NEW cell state c_next.", "  ")
         # before the clip: what the core computes, peephole term included
-        pre = None if clip is None else _pre_activation(u, W, b, pp)
-        for j in units:
-            terms = [f"{_p(W[j, k])}*{_p(u[k])}" for k in range(H + F)]
-            if not full and len(terms) > SUMMARY_TERMS + 1:
-                skipped = len(terms) - SUMMARY_TERMS - 1
-                terms = terms[:SUMMARY_TERMS] + [f"... ({skipped} more terms)"] + terms[-1:]
-            lhs = f"  z_{g}[{j}] = "
-            pad = " " * (len(lhs) - 2)
-            head = [f"W{g}[{j}] . u + b{g}[{j}]"] + ([f"+ P{g}[{j}]*{pp[2]}[{j}]"] if pp else [])
-            lines("", wrap(lhs, head, width))
-            pieces = [f"{t} +" for t in terms] + [_p(b[j])]
-            lines("", wrap(pad + "= ", pieces, width))
-            if pp:
-                product = f"+ {_p(pp[0][j])}*{_p(pp[1][j])}"
-                lines("", wrap(pad + "  ", [product, f"(P{g}[{j}]*{pp[2]}[{j}])"], width))
-            bites = pre is not None and clip is not None and abs(pre[j]) > clip
-            if bites:
-                assert pre is not None and clip is not None
-                text("", f"{pad}= {num(pre[j])}")
-                clipped = [f"clip({num(pre[j])}, {-clip:g}, {clip:g})", f"= {num(z[j])}"]
-                lines("", wrap(lhs, clipped, width))
-            else:
-                text("", f"{pad}= {num(z[j])}")
-            if fn == "sigmoid":
-                formula = f"1 / (1 + exp({num(-z[j])}))"
-            else:
-                formula = f"tanh({num(z[j])})"
-            lines("result", wrap(f"  {act_name}[{j}] = ", [formula, f"= {num(act[j])}"], width))
-        if not full:
+        pre = None if clip is None else _pre_activation(self.value("u"), W, b, pp)
+        for j in self.units:
+            self.gate_unit(j, g, act_name, fn, pp, pre)
+        if not self.full:
             if pre is not None and clip is not None:
                 n_clipped = int(np.sum(np.abs(pre) > clip))
-                words("note", f"The clip changed {n_clipped} of the {H} pre-activations.", "  ")
-            lines("", _vector_lines(f"z_{g}", z, False, width, len(act_name)))
-            lines("result", _vector_lines(act_name, act, False, width, len(act_name)))
+                self.words(
+                    "note", f"The clip changed {n_clipped} of the {self.H} pre-activations.", "  "
+                )
+            self.vector("", f"z_{g}", self.value(f"z_{g}"), len(act_name))
+            self.vector("result", act_name, self.value(act_name), len(act_name))
 
-    def coupled_forget(step: int) -> None:
-        text("", "")
-        words("title", f"{step}. Forget gate, coupled to the input gate (input_forget)")
-        text("formula", "  f_t = 1 - i_t")
+    def gate_unit(
+        self,
+        j: int,
+        g: str,
+        act_name: str,
+        fn: str,
+        pp: tuple[Array, Array, str] | None,
+        pre: Array | None,
+    ) -> None:
+        """Unit ``j`` of gate ``g``: the dot product term by term, the clip, the activation."""
+        W, b, u = getattr(self.params, f"W{g}"), getattr(self.params, f"b{g}"), self.value("u")
+        z, act, clip, width = (
+            self.value(f"z_{g}"),
+            self.value(act_name),
+            self.params.clip_value,
+            self.width,
+        )
+        terms = [f"{_p(W[j, k])}*{_p(u[k])}" for k in range(self.H + self.F)]
+        if not self.full and len(terms) > SUMMARY_TERMS + 1:
+            skipped = len(terms) - SUMMARY_TERMS - 1
+            terms = [*terms[:SUMMARY_TERMS], f"... ({skipped} more terms)", *terms[-1:]]
+        lhs = f"  z_{g}[{j}] = "
+        pad = " " * (len(lhs) - 2)
+        head = [f"W{g}[{j}] . u + b{g}[{j}]"] + ([f"+ P{g}[{j}]*{pp[2]}[{j}]"] if pp else [])
+        self.lines("", wrap(lhs, head, width))
+        self.lines("", wrap(pad + "= ", [*(f"{t} +" for t in terms), _p(b[j])], width))
+        if pp:
+            product = f"+ {_p(pp[0][j])}*{_p(pp[1][j])}"
+            self.lines("", wrap(pad + "  ", [product, f"(P{g}[{j}]*{pp[2]}[{j}])"], width))
+        if pre is not None and clip is not None and abs(pre[j]) > clip:
+            self.text("", f"{pad}= {num(pre[j])}")
+            clipped = [f"clip({num(pre[j])}, {-clip:g}, {clip:g})", f"= {num(z[j])}"]
+            self.lines("", wrap(lhs, clipped, width))
+        else:
+            self.text("", f"{pad}= {num(z[j])}")
+        formula = f"1 / (1 + exp({num(-z[j])}))" if fn == "sigmoid" else f"tanh({num(z[j])})"
+        self.lines("result", wrap(f"  {act_name}[{j}] = ", [formula, f"= {num(act[j])}"], width))
+
+    def coupled_forget(self, step: int) -> None:
+        i_t, f_t = self.value("i_t"), self.value("f_t")
+        self.section(f"{step}. Forget gate, coupled to the input gate (input_forget)")
+        self.text("formula", "  f_t = 1 - i_t")
         note = "Wf and bf are not used; --json reports z_f as -z_i (sigmoid(-z_i) = 1 - i_t)."
-        words("note", note, "  ")
-        for j in units:
+        self.words("note", note, "  ")
+        for j in self.units:
             pieces = [f"= 1 - {_p(i_t[j])}", f"= {num(f_t[j])}"]
-            lines("result", wrap(f"  f_t[{j}] ", pieces, width))
-        if not full:
-            lines("result", _vector_lines("f_t", f_t, False, width, 3))
+            self.lines("result", wrap(f"  f_t[{j}] ", pieces, self.width))
+        if not self.full:
+            self.vector("result", "f_t", f_t, 3)
 
-    def new_cell(step: int) -> None:
-        text("", "")
-        words("title", f"{step}. New cell state: keep part of the old, write part of the candidate")
-        text("formula", "  c_next = f_t * c_prev + i_t * c_t_candidate")
-        for j in units:
+    def new_cell(self, step: int) -> None:
+        f_t, i_t, c = self.value("f_t"), self.value("i_t"), self.value("c_prev")
+        g_t, c_next = self.value("c_t_candidate"), self.value("c_next")
+        self.section(f"{step}. New cell state: keep part of the old, write part of the candidate")
+        self.text("formula", "  c_next = f_t * c_prev + i_t * c_t_candidate")
+        for j in self.units:
             pieces = [
                 f"= {_p(f_t[j])}*{_p(c[j])} + {_p(i_t[j])}*{_p(g_t[j])}",
                 f"= {num(c_next[j])}",
             ]
-            lines("result", wrap(f"  c_next[{j}] ", pieces, width))
-        if not full and not params.is_plain:
-            lines("result", _vector_lines("c_next", c_next, False, width, 6))
+            self.lines("result", wrap(f"  c_next[{j}] ", pieces, self.width))
+        if not self.full and not self.params.is_plain:
+            self.vector("result", "c_next", c_next, 6)
 
-    def new_hidden(step: int) -> None:
-        text("", "")
-        words("title", f"{step}. New hidden state: the output gate times the squashed cell")
-        text("formula", "  h_next = o_t * tanh(c_next)")
-        for j in units:
+    def new_hidden(self, step: int) -> None:
+        o_t, c_next, h_next = self.value("o_t"), self.value("c_next"), self.value("h_next")
+        self.section(f"{step}. New hidden state: the output gate times the squashed cell")
+        self.text("formula", "  h_next = o_t * tanh(c_next)")
+        for j in self.units:
             pieces = [
                 f"= {_p(o_t[j])}*tanh({num(c_next[j])})",
                 f"= {_p(o_t[j])}*{_p(np.tanh(c_next[j]))}",
                 f"= {num(h_next[j])}",
             ]
-            lines("result", wrap(f"  h_next[{j}] ", pieces, width))
-        if not full and H > len(units):
-            text("note", f"  ... and {H - len(units)} more units, computed the same way.")
+            self.lines("result", wrap(f"  h_next[{j}] ", pieces, self.width))
+        if not self.full and len(self.units) < self.H:
+            self.text(
+                "note", f"  ... and {self.H - len(self.units)} more units, computed the same way."
+            )
 
-    i_gate, f_gate, o_gate, c_gate = GATES
-    if params.is_plain:  # the seed's order, exactly as it always was
-        for step, spec in enumerate(GATES, start=2):
-            gate(step, *spec)
-        new_cell(6)
-    else:  # the order of computation: o comes after c_next (its peephole reads c_next)
-        gate(2, *i_gate)
-        if coupled:
-            coupled_forget(3)
-        else:
-            gate(3, *f_gate)
-        gate(4, *c_gate)
-        new_cell(5)
-        gate(6, *o_gate)
-    new_hidden(7)
-
-    text("", "")
-    text("title", "Result" + (f" (batch row {row})" if batched else ""))
-    with np.printoptions(precision=8, suppress=False, linewidth=width - 2, threshold=64):
-        for name, a in (("h_next", h_next), ("c_next", c_next)):
-            s = np.array2string(a, prefix=f"  {name} = ", max_line_width=width)
-            text("result", f"  {name} = {s}")
-    return out
+    def final(self) -> None:
+        self.text("", "")
+        self.text("title", "Result" + (f" (batch row {self.row})" if self.batched else ""))
+        w = self.width
+        with np.printoptions(precision=8, suppress=False, linewidth=w - 2, threshold=64):
+            for name in ("h_next", "c_next"):
+                s = np.array2string(self.value(name), prefix=f"  {name} = ", max_line_width=w)
+                self.text("result", f"  {name} = {s}")
 
 
 def _variant_line(params: LSTMParams) -> str:

@@ -57,7 +57,7 @@ class TimeBins:
 def _heat_color(v: float) -> str:
     """Diverging colour: red for negative, blue for positive, stronger with size."""
     a = min(abs(v), 1.0)
-    grey = int(round(200 * (1 - a))) + 40
+    grey = round(200 * (1 - a)) + 40
     strong = 255
     r, g, b = (strong, grey, grey) if v < 0 else (grey, grey, strong)
     return f"rgb({r},{g},{b})"
@@ -91,7 +91,7 @@ def heatmap(bins: TimeBins, width: int, title: str) -> RenderableType:
                 if not np.isfinite(v):
                     line.append(" ")
                     continue
-                level = int(round((min(max(float(v), -1.0), 1.0) + 1) / 2 * (len(_LEVELS) - 1)))
+                level = round((min(max(float(v), -1.0), 1.0) + 1) / 2 * (len(_LEVELS) - 1))
                 line.append(_LEVELS[level], style=_heat_color(float(v)))
             parts.append(line)
     note = "▁ = -1 (red) … █ = +1 (blue)"

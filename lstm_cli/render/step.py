@@ -23,7 +23,7 @@ _EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 def _bar(fraction: float, width: int = BAR_WIDTH) -> str:
     """A horizontal bar of ``width`` cells filled to ``fraction`` in [0, 1], in eighths."""
-    eighths = int(round(min(max(fraction, 0.0), 1.0) * width * 8))
+    eighths = round(min(max(fraction, 0.0), 1.0) * width * 8)
     full, part = divmod(eighths, 8)
     return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(width)
 

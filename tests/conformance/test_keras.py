@@ -77,8 +77,8 @@ def test_keras_made_weights_step_here_through_a_file(tmp_path: Path):
     np.savez(path, **weights)
     cell = paramfiles.load_param_set(path).params
     X, h0, c0 = inputs(23)
-    Y, hT, cT = _run(layer, X, h0, c0)
-    Y_ref, h_ref, c_ref = run_sequence(cell, X, h0, c0)
+    Y, _hT, cT = _run(layer, X, h0, c0)
+    Y_ref, _h_ref, c_ref = run_sequence(cell, X, h0, c0)
     assert max_diff(Y, Y_ref) < TOL64
     assert max_diff(cT, c_ref) < TOL64
 

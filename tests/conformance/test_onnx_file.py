@@ -79,7 +79,7 @@ def _arrays() -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    "kwargs,message",
+    ("kwargs", "message"),
     [
         ({"direction": "reverse"}, "direction 'reverse'; only 'forward' is read"),
         ({"activations": ["Sigmoid", "Relu", "Tanh"]}, "uses activations"),

@@ -96,7 +96,7 @@ def test_torch_made_nn_lstm_in_a_model_steps_here_through_the_cli(tmp_path: Path
     path = tmp_path / "model.safetensors"
     safetensors_torch.save_file(model.state_dict(), str(path))
     X, h0, c0 = inputs(6)
-    Y, hT, cT = _torch_lstm_run(model.lstm, X, h0, c0)
+    Y, _hT, cT = _torch_lstm_run(model.lstm, X, h0, c0)
     # the whole sequence through the library
     cell = paramfiles.load_param_set(path).params
     Y_ref, _, c_ref = run_sequence(cell, X, h0, c0)
@@ -166,7 +166,7 @@ def test_a_wrong_gate_order_would_be_detected():
     assert max_diff(torch_h(cell, swap=True), ours) > 1e-3  # caught
 
     same = {k: cell.Wi for k in ("Wf", "Wi", "Wo", "Wc")} | {
-        k: 0 * cell.bi for k in "bf bi bo bc".split()
+        k: 0 * cell.bi for k in ["bf", "bi", "bo", "bc"]
     }
     weak = LSTMParams.from_mapping(same)
     ours_weak = weak.step(X[0], h0, c0).h_next
