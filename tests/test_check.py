@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lstm_cli.cli import app
-from lstm_cli.porting.check import GATES, SIGNATURES, check_function
+from lstm_cli.porting.check import SIGNATURES, check_function
+from lstm_cli.porting.signatures import GATE_LETTERS as GATES
 from lstm_cli.porting.vector_files import load_vectors
 from lstm_cli.porting.vectors import build_cases, default_count
 
