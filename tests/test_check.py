@@ -357,6 +357,43 @@ def test_bad_results_files_are_refused(vec_dir, in_tmp, content, message):
     assert len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("which", ["manifest", "case", "results"])
+def test_check_vectors_obeys_the_input_limit(vec_dir, in_tmp, which):
+    """--max-input-mb holds for the manifest, every case file and the results file: each is
+    refused at 2 MB under a 1 MiB limit (and passes under the default one)."""
+    (in_tmp / "r.json").write_text(json.dumps(port_results(vec_dir, ports.correct)))
+    path = {
+        "manifest": vec_dir / "manifest.json",
+        "case": vec_dir / "case_001_small_float64.json",
+        "results": in_tmp / "r.json",
+    }[which]
+    obj = json.loads(path.read_text())
+    obj["implementation" if which == "results" else "padding"] = "x" * (2 << 20)
+    path.write_text(json.dumps(obj))
+    assert path.stat().st_size > 2 << 20
+    result = run_check("--vectors", "v", "--results", "r.json", "--max-input-mb", "1")
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"Error: {path.relative_to(in_tmp)}: 2 MiB, over the 1 MiB input limit; "
+        "raise it with --max-input-mb\n"
+    )
+    assert result.stdout == ""
+    assert run_check("--vectors", "v", "--results", "r.json", "--json").exit_code == 0
+
+
+def test_a_missing_vectors_folder_names_the_command_only_on_the_command_line(in_tmp):
+    from lstm_cli.errors import Hint, InputError
+
+    (in_tmp / "r.json").write_text("{}")
+    result = run_check("--vectors", "nowhere", "--results", "r.json")
+    assert result.exit_code == 2
+    assert result.output == "Error: nowhere: no such folder (make one with: lstm-cell vectors)\n"
+    with pytest.raises(InputError, match="no such folder") as info:
+        load_vectors(in_tmp / "nowhere")
+    assert info.value.hint is Hint.MAKE_VECTORS
+    assert "lstm-cell" not in info.value.message
+
+
 def test_vectors_variants_hook_skips_unknown_variants(vec_dir):
     manifest = json.loads((vec_dir / "manifest.json").read_text())
     manifest["cases"][1]["variant"] = "peephole_someday"
