@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from lstm_cli.cli import app
 from lstm_cli.porting.check import SIGNATURES, check_function
-from lstm_cli.porting.signatures import GATE_LETTERS as GATES
+from lstm_cli.porting.signatures import GATE_LETTERS
 from lstm_cli.porting.vector_files import load_vectors
 from lstm_cli.porting.vectors import build_cases, default_count
 
@@ -83,9 +83,11 @@ def test_naive_sigmoid_fails_only_where_it_overflows_or_rounds(at_root):
     assert any("overflow encountered in exp" in n for n in notes)
 
 
-@pytest.mark.parametrize("perm", [p for p in itertools.permutations(GATES) if p != GATES])
+@pytest.mark.parametrize(
+    "perm", [p for p in itertools.permutations(GATE_LETTERS) if p != GATE_LETTERS]
+)
 def test_every_gate_permutation_is_named_exactly(perm):
-    src = dict(zip(GATES, perm, strict=True))
+    src = dict(zip(GATE_LETTERS, perm, strict=True))
 
     def permuted(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
         W = {"f": Wf, "i": Wi, "o": Wo, "c": Wc}
@@ -102,13 +104,13 @@ def test_every_gate_permutation_is_named_exactly(perm):
     d = result.diagnoses[0]
     assert d.culprit.startswith("gate order")
     assert d.explains == f"all {len(CASES)} cases"
-    moved = [g for g in GATES if src[g] != g]
+    moved = [g for g in GATE_LETTERS if src[g] != g]
     act = {"i": "i_t", "f": "f_t", "o": "o_t", "c": "c_t_candidate"}
     for g in moved:
         assert f"{act[g]} with W{src[g]}, b{src[g]}" in d.detail
 
 
-@pytest.mark.parametrize("gate", GATES)
+@pytest.mark.parametrize("gate", GATE_LETTERS)
 def test_every_missing_bias_is_named(gate):
     def no_bias(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
         b = {"f": bf, "i": bi, "o": bo, "c": bc}
