@@ -27,6 +27,7 @@ class Hint(str, enum.Enum):
     PLAIN_VECTORS = "plain_vectors"  # a port without ONNX's variants
     LOOSEN_TOLERANCE = "loosen_tolerance"  # float32 arithmetic
     EXPORT_LAYOUT = "export_layout"  # the layout cannot hold this variant
+    MAKE_VECTORS = "make_vectors"  # no vectors folder: the vectors command makes one
 
 
 class LstmCellError(Exception):

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lstm_cli.cli import app
-from lstm_cli.porting.check import GATES, SIGNATURES, check_function
+from lstm_cli.porting.check import SIGNATURES, check_function
+from lstm_cli.porting.signatures import GATE_LETTERS
 from lstm_cli.porting.vector_files import load_vectors
 from lstm_cli.porting.vectors import build_cases, default_count
 
@@ -82,9 +83,11 @@ def test_naive_sigmoid_fails_only_where_it_overflows_or_rounds(at_root):
     assert any("overflow encountered in exp" in n for n in notes)
 
 
-@pytest.mark.parametrize("perm", [p for p in itertools.permutations(GATES) if p != GATES])
+@pytest.mark.parametrize(
+    "perm", [p for p in itertools.permutations(GATE_LETTERS) if p != GATE_LETTERS]
+)
 def test_every_gate_permutation_is_named_exactly(perm):
-    src = dict(zip(GATES, perm, strict=True))
+    src = dict(zip(GATE_LETTERS, perm, strict=True))
 
     def permuted(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
         W = {"f": Wf, "i": Wi, "o": Wo, "c": Wc}
@@ -101,13 +104,13 @@ def test_every_gate_permutation_is_named_exactly(perm):
     d = result.diagnoses[0]
     assert d.culprit.startswith("gate order")
     assert d.explains == f"all {len(CASES)} cases"
-    moved = [g for g in GATES if src[g] != g]
+    moved = [g for g in GATE_LETTERS if src[g] != g]
     act = {"i": "i_t", "f": "f_t", "o": "o_t", "c": "c_t_candidate"}
     for g in moved:
         assert f"{act[g]} with W{src[g]}, b{src[g]}" in d.detail
 
 
-@pytest.mark.parametrize("gate", GATES)
+@pytest.mark.parametrize("gate", GATE_LETTERS)
 def test_every_missing_bias_is_named(gate):
     def no_bias(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
         b = {"f": bf, "i": bi, "o": bo, "c": bc}
@@ -354,6 +357,43 @@ def test_bad_results_files_are_refused(vec_dir, in_tmp, content, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("which", ["manifest", "case", "results"])
+def test_check_vectors_obeys_the_input_limit(vec_dir, in_tmp, which):
+    """--max-input-mb holds for the manifest, every case file and the results file: each is
+    refused at 2 MB under a 1 MiB limit (and passes under the default one)."""
+    (in_tmp / "r.json").write_text(json.dumps(port_results(vec_dir, ports.correct)))
+    path = {
+        "manifest": vec_dir / "manifest.json",
+        "case": vec_dir / "case_001_small_float64.json",
+        "results": in_tmp / "r.json",
+    }[which]
+    obj = json.loads(path.read_text())
+    obj["implementation" if which == "results" else "padding"] = "x" * (2 << 20)
+    path.write_text(json.dumps(obj))
+    assert path.stat().st_size > 2 << 20
+    result = run_check("--vectors", "v", "--results", "r.json", "--max-input-mb", "1")
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"Error: {path.relative_to(in_tmp)}: 2 MiB, over the 1 MiB input limit; "
+        "raise it with --max-input-mb\n"
+    )
+    assert result.stdout == ""
+    assert run_check("--vectors", "v", "--results", "r.json", "--json").exit_code == 0
+
+
+def test_a_missing_vectors_folder_names_the_command_only_on_the_command_line(in_tmp):
+    from lstm_cli.errors import Hint, InputError
+
+    (in_tmp / "r.json").write_text("{}")
+    result = run_check("--vectors", "nowhere", "--results", "r.json")
+    assert result.exit_code == 2
+    assert result.output == "Error: nowhere: no such folder (make one with: lstm-cell vectors)\n"
+    with pytest.raises(InputError, match="no such folder") as info:
+        load_vectors(in_tmp / "nowhere")
+    assert info.value.hint is Hint.MAKE_VECTORS
+    assert "lstm-cell" not in info.value.message
 
 
 def test_vectors_variants_hook_skips_unknown_variants(vec_dir):

@@ -34,6 +34,7 @@ HINT_TEXT = {
     Hint.PLAIN_VECTORS: "; a port without ONNX's variants takes: lstm-cell vectors --variants none",
     Hint.LOOSEN_TOLERANCE: "; loosen --atol/--rtol if acceptable",
     Hint.EXPORT_LAYOUT: "; use --to onnx or --to native",
+    Hint.MAKE_VECTORS: " (make one with: lstm-cell vectors)",
 }
 
 

@@ -45,8 +45,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], force: bool = F
         os.fchmod(fd, 0o666 & ~umask)  # the permissions a plain open() would give
         with os.fdopen(fd, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
+            sync_file(f)
         _place(tmp, path, force)
     except LstmCellError:
         raise
@@ -56,6 +55,12 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], force: bool = F
         if os.path.exists(tmp):
             os.unlink(tmp)
     _fsync_folder(path.parent)
+
+
+def sync_file(f: IO[bytes]) -> None:
+    """Flush ``f`` and fsync it: its bytes are on disk before it is renamed into place."""
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def _place(tmp: str, path: Path, force: bool) -> None:

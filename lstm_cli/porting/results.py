@@ -31,7 +31,7 @@ from lstm_cli.errors import InputError
 from lstm_cli.io.jsonio import parse_json
 from lstm_cli.io.reader import read_file
 
-from .check import Outcome
+from .outcomes import Outcome
 from .vectors import Case
 
 MAX_RESULTS_BYTES = 256 * 1024 * 1024

@@ -21,19 +21,23 @@ def load_function(target: str) -> tuple[Callable[..., Any], str]:
         raise InputError(f"{target!r}: expected MODULE:FUNCTION, e.g. my_lstm:lstm_step")
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, "")
+    module = _import(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise InputError(f"{module_name!r} has no function {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise InputError(f"{target}: {type(obj).__name__} is not callable")
+    return obj, target
+
+
+def _import(module_name: str) -> Any:
+    """The user's module (a dotted name, or a path ending in ``.py``), imported."""
     try:
         if module_name.endswith(".py"):
-            path = Path(module_name)
-            if not path.is_file():
-                raise InputError(f"{module_name}: no such file")
-            spec = importlib.util.spec_from_file_location(f"_lstm_check_{path.stem}", path)
-            if spec is None or spec.loader is None:
-                raise InputError(f"{module_name}: cannot be imported as a Python module")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module  # as an import would (dataclasses need it)
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_name)
+            return _import_file(module_name)
+        return importlib.import_module(module_name)
     except InputError:
         raise
     except ModuleNotFoundError as e:
@@ -47,11 +51,18 @@ def load_function(target: str) -> tuple[Callable[..., Any], str]:
         if isinstance(e, KeyboardInterrupt):
             raise
         raise UserCodeError(f"importing {module_name!r} failed: {type(e).__name__}: {e}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise InputError(f"{module_name!r} has no function {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise InputError(f"{target}: {type(obj).__name__} is not callable")
-    return obj, target
+
+
+def _import_file(name: str) -> Any:
+    """A module imported from a ``.py`` file, registered in ``sys.modules`` as an import
+    would (dataclasses need it)."""
+    path = Path(name)
+    if not path.is_file():
+        raise InputError(f"{name}: no such file")
+    spec = importlib.util.spec_from_file_location(f"_lstm_check_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise InputError(f"{name}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

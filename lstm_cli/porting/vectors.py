@@ -8,9 +8,10 @@ how many were asked for. Inputs and params are exactly representable in the case
 expected values are computed from them in float64 (the truth a port is held against).
 
 Variants: a case has a ``variant`` name and ``settings`` (``peepholes``, ``clip``,
-``input_forget``: ONNX's variants, see :mod:`lstm_cli.core`). ``REFERENCES[variant]``
-computes its expected arrays (a dict of float64 arrays, ``h_next`` and ``c_next`` among them)
-from ``case.params`` (with ``Pi, Pf, Po`` for peepholes), ``case.inputs`` and the settings.
+``input_forget``: ONNX's variants, see :mod:`lstm_cli.core`); ``case.cell`` is its cell, an
+:class:`~lstm_cli.params.LSTMParams` whose variant the settings switch on (peepholes from
+``Pi, Pf, Po`` in ``case.params``). ``REFERENCES[variant](cell, inputs)`` computes its expected
+arrays (a dict of float64 arrays, ``h_next`` and ``c_next`` among them) with ``cell.step``.
 The ONNX variants ``peepholes``, ``clip``, ``input_forget`` and ``onnx_all`` (all three) are
 registered here, each with its specs in ``VARIANT_SPECS``; ``build_cases(..., variants=(...))``
 appends their cases after the standard ones. ``check MODULE:FUNCTION`` only runs ``standard``
@@ -21,16 +22,16 @@ cases (the user's function has the seed's signature); ``check --vectors`` compar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from lstm_cli.core import Array, lstm_step_variant
+from lstm_cli.core import Array
 from lstm_cli.init import notebook_default
-from lstm_cli.params import BIAS_NAMES, PARAM_NAMES, PEEPHOLE_NAMES, WEIGHT_NAMES
+from lstm_cli.params import BIAS_NAMES, PARAM_NAMES, PEEPHOLE_NAMES, WEIGHT_NAMES, LSTMParams
 
-FORMAT_VERSION = 1  # of a vectors folder's manifest
+MANIFEST_FORMAT_VERSION = 1  # of a vectors folder's manifest
 MANIFEST = "manifest.json"
 INPUT_NAMES = ("x_t", "h_prev", "c_prev")
 DTYPES = ("float64", "float32")
@@ -86,7 +87,7 @@ TOLERANCES = {
 
 
 @dataclass(frozen=True)
-class Spec:
+class CaseSpec:
     """How to draw one case: shapes, magnitudes, dtype, and what it is for."""
 
     name: str
@@ -102,8 +103,8 @@ class Spec:
     variant: str = "standard"
 
 
-SPECS: tuple[Spec, ...] = (
-    Spec(
+SPECS: tuple[CaseSpec, ...] = (
+    CaseSpec(
         "notebook",
         "random",
         "the seed notebook's cell (seed 42)",
@@ -112,12 +113,12 @@ SPECS: tuple[Spec, ...] = (
         None,
         "float64",
         special="notebook",
-    ),  # fmt: skip
-    Spec("small", "random", "F = 3, H = 2, one example", 3, 2, None, "float64"),
-    Spec("batch", "random", "a batch of 3, H > F", 5, 7, 3, "float32"),
-    Spec("batch_wide", "random", "a batch of 4, F > H", 6, 3, 4, "float64"),
-    Spec("square", "random", "H = F = 8, one example", 8, 8, None, "float32"),
-    Spec(
+    ),
+    CaseSpec("small", "random", "F = 3, H = 2, one example", 3, 2, None, "float64"),
+    CaseSpec("batch", "random", "a batch of 3, H > F", 5, 7, 3, "float32"),
+    CaseSpec("batch_wide", "random", "a batch of 4, F > H", 6, 3, 4, "float64"),
+    CaseSpec("square", "random", "H = F = 8, one example", 8, 8, None, "float32"),
+    CaseSpec(
         "tiny",
         "random",
         "tiny magnitudes (1e-4) everywhere",
@@ -127,8 +128,8 @@ SPECS: tuple[Spec, ...] = (
         "float64",
         weight_scale=1e-4,
         input_scale=1e-4,
-    ),  # fmt: skip
-    Spec(
+    ),
+    CaseSpec(
         "large",
         "extreme",
         "large magnitudes: the gates saturate",
@@ -138,8 +139,8 @@ SPECS: tuple[Spec, ...] = (
         "float32",
         weight_scale=3.0,
         input_scale=3.0,
-    ),  # fmt: skip
-    Spec(
+    ),
+    CaseSpec(
         "zeros",
         "edge",
         "zero input and state: only the biases act",
@@ -148,9 +149,9 @@ SPECS: tuple[Spec, ...] = (
         None,
         "float64",
         special="zeros",
-    ),  # fmt: skip
-    Spec("one_unit", "edge", "H = F = 1, a batch of 5", 1, 1, 5, "float32"),
-    Spec(
+    ),
+    CaseSpec("one_unit", "edge", "H = F = 1, a batch of 5", 1, 1, 5, "float32"),
+    CaseSpec(
         "big_cell",
         "edge",
         "a cell state of size ~20: tanh(c_next) saturates",
@@ -159,8 +160,8 @@ SPECS: tuple[Spec, ...] = (
         2,
         "float64",
         special="big_c",
-    ),  # fmt: skip
-    Spec(
+    ),
+    CaseSpec(
         "overflow",
         "extreme",
         "pre-activations of size ~1000: exp(-z) overflows",
@@ -170,8 +171,8 @@ SPECS: tuple[Spec, ...] = (
         "float32",
         weight_scale=60.0,
         input_scale=10.0,
-    ),  # fmt: skip
-    Spec(
+    ),
+    CaseSpec(
         "overflow_1",
         "extreme",
         "pre-activations of size ~1000, one example",
@@ -181,24 +182,24 @@ SPECS: tuple[Spec, ...] = (
         "float64",
         weight_scale=80.0,
         input_scale=10.0,
-    ),  # fmt: skip
-    Spec("wide", "random", "H = 32, F = 16, a batch of 2", 16, 32, 2, "float32"),
+    ),
+    CaseSpec("wide", "random", "H = 32, F = 16, a batch of 2", 16, 32, 2, "float32"),
 )
 
 
-def _variant_specs(variant: str, what: str) -> tuple[Spec, ...]:
+def _variant_specs(variant: str, what: str) -> tuple[CaseSpec, ...]:
     return (
-        Spec(f"{variant}", "variant", f"{what}, one example", 3, 4, None, "float64",
+        CaseSpec(f"{variant}", "variant", f"{what}, one example", 3, 4, None, "float64",
              variant=variant),
-        Spec(f"{variant}_batch", "variant", f"{what}, a batch of 3", 5, 3, 3, "float32",
+        CaseSpec(f"{variant}_batch", "variant", f"{what}, a batch of 3", 5, 3, 3, "float32",
              variant=variant),
-        Spec(f"{variant}_large", "variant", f"{what}, large magnitudes", 4, 2, 2, "float64",
+        CaseSpec(f"{variant}_large", "variant", f"{what}, large magnitudes", 4, 2, 2, "float64",
              weight_scale=3.0, input_scale=3.0, variant=variant),
     )  # fmt: skip
 
 
 # Specs of variants other than "standard", appended by build_cases(variants=...).
-VARIANT_SPECS: dict[str, tuple[Spec, ...]] = {
+VARIANT_SPECS: dict[str, tuple[CaseSpec, ...]] = {
     "peepholes": _variant_specs("peepholes", "ONNX peepholes"),
     "clip": _variant_specs("clip", "ONNX cell clip 1.5"),
     "input_forget": _variant_specs("input_forget", "ONNX input_forget (f = 1 - i)"),
@@ -211,7 +212,7 @@ class Case:
     """One golden vector: params and inputs in ``dtype``, and its spec."""
 
     index: int
-    spec: Spec
+    spec: CaseSpec
     dtype: str
     params: dict[str, Array]
     inputs: dict[str, Array]
@@ -243,43 +244,41 @@ class Case:
     def n_hidden(self) -> int:
         return int(self.params["bf"].shape[0])
 
+    @property
+    def cell(self) -> LSTMParams:
+        """The case's cell, in its dtype: the eight arrays, and the variant its settings
+        switch on (peepholes from ``Pi, Pf, Po`` in ``params``)."""
+        st = self.settings
+        names = PARAM_NAMES + (PEEPHOLE_NAMES if st.get("peepholes") else ())
+        return LSTMParams.from_mapping(
+            {n: self.params[n] for n in names},
+            self.name,
+            clip=st.get("clip"),
+            input_forget=bool(st.get("input_forget", False)),
+        )
+
     def shape_label(self) -> str:
         b = "" if self.batch is None else f"B={self.batch} "
         return f"{b}F={self.n_features} H={self.n_hidden}"
 
 
-def standard_reference(
-    params: dict[str, Array], inputs: dict[str, Array], settings: dict[str, Any] | None = None
-) -> dict[str, Array]:
-    """Every intermediate of the seed's step, computed in float64."""
-    return variant_reference(params, inputs, {})
+EXPECTED_NAMES = ("u", "z_i", "z_f", "z_o", "z_c", "i_t", "f_t", "o_t", "c_t_candidate",
+                  "c_next", "h_next")  # fmt: skip
 
 
-def variant_reference(
-    params: dict[str, Array], inputs: dict[str, Array], settings: dict[str, Any] | None = None
-) -> dict[str, Array]:
-    """Every intermediate of a step with ONNX's variants (the core's), computed in float64:
-    peepholes from ``params`` (Pi, Pf, Po), ``clip`` and ``input_forget`` from ``settings``."""
-    settings = settings or {}
-    names = PARAM_NAMES + (PEEPHOLE_NAMES if settings.get("peepholes") else ())
-    p = {k: np.asarray(params[k], dtype=np.float64) for k in names}
+def reference(cell: LSTMParams, inputs: dict[str, Array]) -> dict[str, Array]:
+    """Every intermediate of ``cell``'s step (its variant included), computed in float64."""
     x = {k: np.asarray(inputs[k], dtype=np.float64) for k in INPUT_NAMES}
-    r = lstm_step_variant(x["x_t"], x["h_prev"], x["c_prev"], **p,
-                          clip=settings.get("clip"),
-                          input_forget=bool(settings.get("input_forget", False)))  # fmt: skip
-    arrays = r.arrays()
-    return {k: arrays[k] for k in ("u", "z_i", "z_f", "z_o", "z_c", "i_t", "f_t", "o_t",
-                                   "c_t_candidate", "c_next", "h_next")}  # fmt: skip
+    arrays = cell.astype("float64").step(x["x_t"], x["h_prev"], x["c_prev"]).arrays()
+    return {k: arrays[k] for k in EXPECTED_NAMES}
 
 
-ReferenceFn = Callable[[dict[str, Array], dict[str, Array], dict[str, Any]], dict[str, Array]]
-REFERENCES: dict[str, ReferenceFn] = {
-    "standard": standard_reference,
-    **{v: variant_reference for v in VARIANT_SETTINGS},
-}
+ReferenceFn = Callable[[LSTMParams, dict[str, Array]], dict[str, Array]]
+# The variants this version can compute expected values for: every one through ``cell.step``.
+REFERENCES: dict[str, ReferenceFn] = {v: reference for v in ("standard", *VARIANT_SETTINGS)}
 
 
-def _draw(spec: Spec, dtype: str, rng: np.random.Generator) -> tuple[dict[str, Array], ...]:
+def _draw(spec: CaseSpec, dtype: str, rng: np.random.Generator) -> tuple[dict[str, Array], ...]:
     F, H = spec.n_features, spec.n_hidden
     lead = () if spec.batch is None else (spec.batch,)
     if spec.special == "notebook":
@@ -309,7 +308,7 @@ def _draw(spec: Spec, dtype: str, rng: np.random.Generator) -> tuple[dict[str, A
 
 
 def make_case(
-    index: int, seed: int, specs: Sequence[Spec] = SPECS, stream: tuple[int, ...] = ()
+    index: int, seed: int, specs: Sequence[CaseSpec] = SPECS, stream: tuple[int, ...] = ()
 ) -> Case:
     """Case ``index`` of the sequence for ``seed`` (see module docstring); ``stream`` keeps
     a variant's draws apart from the standard cases'."""
@@ -319,8 +318,8 @@ def make_case(
     rng = np.random.default_rng([seed, *stream, index])
     params, inputs = _draw(spec, dtype, rng)
     settings = dict(VARIANT_SETTINGS.get(spec.variant, {}))
-    expected = REFERENCES[spec.variant](params, inputs, settings)
-    return Case(index, spec, dtype, params, inputs, expected, settings)
+    case = Case(index, spec, dtype, params, inputs, settings=settings)
+    return replace(case, expected=REFERENCES[spec.variant](case.cell, inputs))
 
 
 def default_count() -> int:
