@@ -4,7 +4,7 @@ gradient check."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -172,17 +172,14 @@ def _backward(cell: LSTMParams, found: GradInputs, dtype: str) -> Grads:
 
     a = {k: v.astype(dtype) for k, v in found.arrays.items()}
     up = {k: None if v is None else v.astype(dtype) for k, v in found.upstream.items()}
-    variant: dict[str, Any] = {"clip": cell.clip_value, "input_forget": cell.coupled}
     if "xs" in a:
         g = lstm_sequence_backward(
-            a["xs"], a["h0"], a["c0"], cell.all_arrays(), up["dh_next"], up["dc_next"],
-            up.get("dhs"), **variant,
-        )  # fmt: skip
+            cell, a["xs"], a["h0"], a["c0"], up["dh_next"], up["dc_next"], up.get("dhs")
+        )
     else:
         g = lstm_step_backward(
-            a["x_t"], a["h_prev"], a["c_prev"], **cell.all_arrays(),  # type: ignore[arg-type]
-            dh_next=up["dh_next"], dc_next=up["dc_next"], **variant,
-        )  # fmt: skip
+            cell, a["x_t"], a["h_prev"], a["c_prev"], up["dh_next"], up["dc_next"]
+        )
     if not all(np.all(np.isfinite(v)) for v in g.grads.values()):
         raise OutputError(f"a gradient overflowed {dtype}: inputs too large")
     return g
@@ -195,10 +192,9 @@ def _check(cell: LSTMParams, found: GradInputs) -> list[CheckRow]:
     a, up = found.arrays, found.upstream
     names = ("xs", "h0", "c0") if "xs" in a else ("x_t", "h_prev", "c_prev")
     rows = gradient_check(
-        a[names[0]], a[names[1]], a[names[2]], cell.all_arrays(),
+        cell, a[names[0]], a[names[1]], a[names[2]],
         dh_next=up["dh_next"], dc_next=up["dc_next"], dhs=up.get("dhs"),
         sequence="xs" in a, max_entries=CHECK_MAX_ENTRIES,
-        clip=cell.clip_value, input_forget=cell.coupled,
     )  # fmt: skip
     if any(r.checked < r.size for r in rows):
         found.notes.append(
