@@ -15,11 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from .core import StepResult, lstm_step, lstm_step_detailed, sigmoid
 from .init import init_params, notebook_default
-from .layouts import from_keras, from_pytorch, to_keras, to_pytorch
 from .params import ExampleInputs, LSTMParams, ParamSet, Variant
 
 if TYPE_CHECKING:
-    from .layouts import export_arrays, from_onnx, to_onnx
+    from .layouts import (
+        export_arrays,
+        from_keras,
+        from_onnx,
+        from_pytorch,
+        to_keras,
+        to_onnx,
+        to_pytorch,
+    )
     from .sequence import SequenceChunk, SequenceResult, iter_sequence, run_sequence
 
 _LAZY = {
@@ -28,6 +35,10 @@ _LAZY = {
     "iter_sequence": "sequence",
     "run_sequence": "sequence",
     "export_arrays": "layouts",
+    "from_keras": "layouts",
+    "from_pytorch": "layouts",
+    "to_keras": "layouts",
+    "to_pytorch": "layouts",
     "from_onnx": "layouts",
     "to_onnx": "layouts",
 }

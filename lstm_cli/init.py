@@ -12,7 +12,6 @@ import numpy as np
 
 from .core import Array
 from .errors import InputError
-from .layouts import from_keras, from_pytorch
 from .params import (
     BIAS_NAMES,
     FORMAT_VERSION,
@@ -90,6 +89,8 @@ def _draw_notebook(rng: np.random.RandomState, F: int, H: int) -> LSTMParams:
 
 def _draw_pytorch(rng: np.random.RandomState, F: int, H: int) -> LSTMParams:
     """``nn.LSTMCell``'s default: U(-1/sqrt(H), 1/sqrt(H)) in PyTorch's layout."""
+    from .layouts import from_pytorch  # on use: `lstm-cell step` never loads the layouts
+
     k = 1.0 / np.sqrt(H)
     return from_pytorch(
         weight_ih=rng.uniform(-k, k, (4 * H, F)),
@@ -101,6 +102,8 @@ def _draw_pytorch(rng: np.random.RandomState, F: int, H: int) -> LSTMParams:
 
 def _draw_keras(rng: np.random.RandomState, F: int, H: int) -> LSTMParams:
     """Keras's default: Glorot-uniform kernel, orthogonal recurrent kernel, unit forget bias."""
+    from .layouts import from_keras  # on use
+
     limit = np.sqrt(6.0 / (F + 4 * H))
     kernel = rng.uniform(-limit, limit, (F, 4 * H))
     recurrent_kernel = _orthogonal(rng, H, 4 * H)

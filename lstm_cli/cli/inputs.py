@@ -12,14 +12,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lstm_cli.core import Array
 from lstm_cli.errors import InputError
 from lstm_cli.io.jsonio import inputs_from_json_object, json_to_array, parse_json
-from lstm_cli.io.npystream import ArraySequence, NpyStream, open_sequence
 from lstm_cli.io.reader import (
     DEFAULT_MAX_INPUT_BYTES,
     NPY_MAGIC,
@@ -31,6 +30,9 @@ from lstm_cli.io.reader import (
     stdin_is_piped,
 )
 from lstm_cli.params import ParamSet
+
+if TYPE_CHECKING:
+    from lstm_cli.io.npystream import ArraySequence, NpyStream
 
 
 def _label(spec: str) -> str:
@@ -181,6 +183,8 @@ def _open_sequence(
 ) -> tuple[NpyStream | ArraySequence, dict[str, Array], str]:
     """xs from a path or ``-`` (stdin): a .npy stream (any length), or JSON (a list, or an
     object with xs, h_prev, c_prev) of at most ``max_bytes``."""
+    from lstm_cli.io.npystream import ArraySequence, open_sequence  # only run streams
+
     if spec == STDIN and sys.stdin is not None and not sys.stdin.closed and sys.stdin.isatty():
         raise InputError("stdin: is a terminal; pipe JSON or .npy data in, or pass --xs FILE")
     stream, data, source = open_sequence(spec, max_bytes)
