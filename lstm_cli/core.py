@@ -1,6 +1,6 @@
 """The LSTM cell's equations in pure NumPy: no files, no JSON, no terminal.
 
-Notation (the seed notebook's, see ``GUIDE.md``)::
+Notation (the seed notebook's; ``docs/design.md`` says where each equation lives)::
 
     u      = concat(h_prev, x_t)                 # hidden FIRST, then input: (H + F,)
     i_t    = sigmoid(Wi @ u + bi)                # input gate
