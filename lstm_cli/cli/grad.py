@@ -13,34 +13,13 @@ from lstm_cli.errors import OutputError
 from lstm_cli.params import LSTMParams, ParamSet
 from lstm_cli.render.learn import GradReport
 
+from . import options as opt
 from .inputs import (
     GradInputs,
     one_from_stdin,
     resolve_sequence_arrays,
     resolve_step_inputs,
     resolve_upstream,
-)
-from .options import (
-    DEFAULT_MAX_INPUT_MB,
-    CellSource,
-    ClipOpt,
-    COpt,
-    DType,
-    DTypeOpt,
-    ForceOpt,
-    FromOpt,
-    HOpt,
-    InputForgetOpt,
-    JsonOpt,
-    KeyPrefixOpt,
-    MaxInputOpt,
-    NoClipOpt,
-    NoPeepholesOpt,
-    ParamsOpt,
-    PrettyOpt,
-    XOpt,
-    cast_cell,
-    load_cell,
 )
 from .output import emit, use_pretty
 
@@ -50,13 +29,12 @@ if TYPE_CHECKING:
 CHECK_MAX_ENTRIES = 200  # the gradient check samples larger arrays
 
 
+@opt.cell_options
 def grad(
-    params: ParamsOpt = None,
-    layout: FromOpt = None,
-    key_prefix: KeyPrefixOpt = None,
-    x: XOpt = None,
-    h: HOpt = None,
-    c: COpt = None,
+    source: opt.CellSource = opt.CellSource(),  # noqa: B008 (the cell options: see opt.cell_options)
+    x: opt.XOpt = None,
+    h: opt.HOpt = None,
+    c: opt.COpt = None,
     xs: Annotated[
         str | None,
         typer.Option("--xs", help="A sequence, (T, F) or (T, B, F): backpropagate through time."),
@@ -75,7 +53,7 @@ def grad(
             "--dhs", help="With --xs: upstream gradient of every h_t, (T, H) or (T, B, H)."
         ),
     ] = None,
-    dtype: DTypeOpt = DType.float64,
+    dtype: opt.DTypeOpt = opt.DType.float64,
     check: Annotated[
         bool, typer.Option("--check", help="Also run a numerical gradient check (float64).")
     ] = False,
@@ -86,14 +64,10 @@ def grad(
         Path | None,
         typer.Option("--out", "-o", help="Also save the gradients: .json, else .npz."),
     ] = None,
-    clip: ClipOpt = None,
-    no_clip: NoClipOpt = False,
-    input_forget: InputForgetOpt = None,
-    no_peepholes: NoPeepholesOpt = False,
-    force: ForceOpt = False,
-    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
-    json_: JsonOpt = False,
-    pretty: PrettyOpt = False,
+    force: opt.ForceOpt = False,
+    max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
+    json_: opt.JsonOpt = False,
+    pretty: opt.PrettyOpt = False,
 ) -> None:
     """The backward pass of one step (or of a sequence with --xs): gradients of every input,
     weight and bias, named dx_t, dh_prev, dc_prev, dWf, ..., dbc (dxs, dh0, dc0 for --xs),
@@ -119,10 +93,9 @@ def grad(
     up_specs = {"dh_next": dh_next, "dc_next": dc_next, **({"dhs": dhs} if xs else {})}
     one_from_stdin({**specs, **up_specs})
     max_bytes = max_input_mb << 20
-    source = CellSource(params, layout, key_prefix, clip, no_clip, input_forget, no_peepholes)
-    param_set, label = load_cell(source, max_bytes)
+    param_set, label = opt.load_cell(source, max_bytes)
     found = _grad_inputs(specs, up_specs, param_set, label, max_bytes)
-    cell = cast_cell(param_set.params, dtype.value, label)
+    cell = opt.cast_cell(param_set.params, dtype.value, label)
     g = _backward(cell, found, dtype.value)
     rows = None
     if check:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -100,6 +103,51 @@ class CellSource:
     no_clip: bool = False
     input_forget: bool | None = None
     no_peepholes: bool = False
+
+
+_CELL_OPTIONS = {
+    "params": ParamsOpt,
+    "layout": FromOpt,
+    "key_prefix": KeyPrefixOpt,
+    "clip": ClipOpt,
+    "no_clip": NoClipOpt,
+    "input_forget": InputForgetOpt,
+    "no_peepholes": NoPeepholesOpt,
+}
+_CELL_PARAMETERS = [
+    inspect.Parameter(
+        name,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        default=getattr(CellSource, name),
+        annotation=annotation,
+    )
+    for name, annotation in _CELL_OPTIONS.items()
+]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cell_options(command: F) -> F:
+    """Give ``command`` the cell options (--params, --from, --key-prefix, --clip, --no-clip,
+    --input-forget/--no-input-forget, --no-peepholes), declared once, here.
+
+    The command declares one parameter annotated :class:`CellSource`; on the command line it
+    becomes the seven options, and the command receives them as that one value.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    (name,) = [p.name for p in signature.parameters.values() if p.annotation is CellSource]
+    parameters: list[inspect.Parameter] = []
+    for p in signature.parameters.values():
+        parameters.extend(_CELL_PARAMETERS if p.name == name else [p])
+
+    @functools.wraps(command)
+    def with_source(**kwargs: Any) -> Any:
+        source = CellSource(**{k: kwargs.pop(k) for k in _CELL_OPTIONS})
+        return command(**kwargs, **{name: source})
+
+    with_source.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_source.__annotations__ = {p.name: p.annotation for p in parameters}
+    del with_source.__wrapped__  # Typer reads the signature above, not the command's
+    return with_source  # type: ignore[return-value]
 
 
 def load_params(

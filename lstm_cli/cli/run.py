@@ -18,28 +18,8 @@ from lstm_cli.io.atomic import check_writable
 from lstm_cli.params import LSTMParams
 from lstm_cli.render.reports import RunReport
 
+from . import options as opt
 from .inputs import resolve_run_inputs
-from .options import (
-    DEFAULT_MAX_INPUT_MB,
-    CellSource,
-    ClipOpt,
-    COpt,
-    DType,
-    DTypeOpt,
-    ForceOpt,
-    FromOpt,
-    HOpt,
-    InputForgetOpt,
-    JsonOpt,
-    KeyPrefixOpt,
-    MaxInputOpt,
-    NoClipOpt,
-    NoPeepholesOpt,
-    ParamsOpt,
-    PrettyOpt,
-    cast_cell,
-    load_cell,
-)
 from .output import emit, use_pretty
 
 PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
@@ -117,10 +97,9 @@ def _run_steps(
     return h_next, c_next, kept, bins, width
 
 
+@opt.cell_options
 def run(
-    params: ParamsOpt = None,
-    layout: FromOpt = None,
-    key_prefix: KeyPrefixOpt = None,
+    source: opt.CellSource = opt.CellSource(),  # noqa: B008 (the cell options: see opt.cell_options)
     xs: Annotated[
         str | None,
         typer.Option(
@@ -129,13 +108,13 @@ def run(
             "for stdin. Default: stdin when piped.",
         ),
     ] = None,
-    h: HOpt = None,
-    c: COpt = None,
+    h: opt.HOpt = None,
+    c: opt.COpt = None,
     batch_first: Annotated[
         bool,
         typer.Option("--batch-first", help="A 3-D xs is (B, T, F), and saved sequences (B, T, H)."),
     ] = False,
-    dtype: DTypeOpt = DType.float64,
+    dtype: opt.DTypeOpt = opt.DType.float64,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -149,14 +128,10 @@ def run(
         int | None,
         typer.Option(min=1, help="Steps read and projected at once. Default: about 4 MiB of work."),
     ] = None,
-    clip: ClipOpt = None,
-    no_clip: NoClipOpt = False,
-    input_forget: InputForgetOpt = None,
-    no_peepholes: NoPeepholesOpt = False,
-    force: ForceOpt = False,
-    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
-    json_: JsonOpt = False,
-    pretty: PrettyOpt = False,
+    force: opt.ForceOpt = False,
+    max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
+    json_: opt.JsonOpt = False,
+    pretty: opt.PrettyOpt = False,
 ) -> None:
     """Run the LSTM cell over a sequence and print the final h_next and c_next.
 
@@ -180,9 +155,8 @@ def run(
                                  param_hint="--gates")  # fmt: skip
     if out is not None:
         check_writable(out, force)
-    source = CellSource(params, layout, key_prefix, clip, no_clip, input_forget, no_peepholes)
-    param_set, label = load_cell(source, max_bytes)
-    cell = cast_cell(param_set.params, dtype.value, label)  # variants included
+    param_set, label = opt.load_cell(source, max_bytes)
+    cell = opt.cast_cell(param_set.params, dtype.value, label)  # variants included
     inputs, T, B = resolve_run_inputs(
         xs, {"h_prev": h, "c_prev": c}, cell.n_features, cell.n_hidden, label, batch_first,
         max_bytes=max_bytes,

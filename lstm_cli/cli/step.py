@@ -11,51 +11,25 @@ import typer
 from lstm_cli.errors import OutputError
 from lstm_cli.io.arrays import cast_checked
 
+from . import options as opt
 from .inputs import resolve_step_inputs
-from .options import (
-    DEFAULT_MAX_INPUT_MB,
-    CellSource,
-    ClipOpt,
-    COpt,
-    DType,
-    DTypeOpt,
-    ForceOpt,
-    FromOpt,
-    HOpt,
-    InputForgetOpt,
-    JsonOpt,
-    KeyPrefixOpt,
-    MaxInputOpt,
-    NoClipOpt,
-    NoPeepholesOpt,
-    ParamsOpt,
-    PrettyOpt,
-    XOpt,
-    cast_cell,
-    load_cell,
-)
 from .output import emit, print_explanation, use_pretty
 
 
+@opt.cell_options
 def step(
-    params: ParamsOpt = None,
-    layout: FromOpt = None,
-    key_prefix: KeyPrefixOpt = None,
-    x: XOpt = None,
-    h: HOpt = None,
-    c: COpt = None,
-    dtype: DTypeOpt = DType.float64,
+    source: opt.CellSource = opt.CellSource(),  # noqa: B008 (the cell options: see opt.cell_options)
+    x: opt.XOpt = None,
+    h: opt.HOpt = None,
+    c: opt.COpt = None,
+    dtype: opt.DTypeOpt = opt.DType.float64,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
     ] = None,
-    clip: ClipOpt = None,
-    no_clip: NoClipOpt = False,
-    input_forget: InputForgetOpt = None,
-    no_peepholes: NoPeepholesOpt = False,
-    force: ForceOpt = False,
-    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
-    json_: JsonOpt = False,
-    pretty: PrettyOpt = False,
+    force: opt.ForceOpt = False,
+    max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
+    json_: opt.JsonOpt = False,
+    pretty: opt.PrettyOpt = False,
     explain: Annotated[
         bool,
         typer.Option("--explain", help="Walk through every equation with the numbers plugged in."),
@@ -85,12 +59,11 @@ def step(
         raise typer.BadParameter("--explain prints text; it excludes --json")
     pretty = use_pretty(json_, pretty)
     max_bytes = max_input_mb << 20
-    source = CellSource(params, layout, key_prefix, clip, no_clip, input_forget, no_peepholes)
-    param_set, label = load_cell(source, max_bytes)
+    param_set, label = opt.load_cell(source, max_bytes)
     found = resolve_step_inputs(
         {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label, max_bytes=max_bytes
     )
-    cell = cast_cell(param_set.params, dtype.value, label)
+    cell = opt.cast_cell(param_set.params, dtype.value, label)
     inputs = {
         k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()
     }
