@@ -264,16 +264,7 @@ def import_params(
                 f"{source}: {k('weight_hr_l0')} is an nn.LSTM with proj_size, whose h is "
                 "projected; this tool's cell has no projection"
             )
-        if w_rec.ndim != 2 or w_rec.shape[0] != 4 * w_rec.shape[1] or w_rec.shape[1] == 0:
-            raise InputError(
-                f"{source}: {k(spec.required[1])} has shape {w_rec.shape}, expected (4H, H)"
-            )
-        H = w_rec.shape[1]
-        if w_in.ndim != 2 or w_in.shape[0] != 4 * H or w_in.shape[1] == 0:
-            raise InputError(
-                f"{source}: {k(spec.required[0])} has shape {w_in.shape}, expected "
-                f"({4 * H}, F) (4H, F), with H = {H} from {k(spec.required[1])}"
-            )
+        H = _stacked_hidden(w_in, w_rec, k(spec.required[0]), k(spec.required[1]), False, source)
         present = [k(name) for name in spec.optional if k(name) in keys]
         if len(present) == 1:  # bias=True saves both, bias=False neither: a half is damage
             other = next(k(n) for n in spec.optional if k(n) not in keys)
@@ -292,16 +283,7 @@ def import_params(
         _refuse_variant(clip, input_forget, "pytorch", source)
         return from_pytorch(w_in, w_rec, biases[0], biases[1], source=source)
     if spec.layout == "keras":
-        if w_rec.ndim != 2 or w_rec.shape[1] != 4 * w_rec.shape[0] or w_rec.shape[0] == 0:
-            raise InputError(
-                f"{source}: {k('recurrent_kernel')} has shape {w_rec.shape}, expected (H, 4H)"
-            )
-        H = w_rec.shape[0]
-        if w_in.ndim != 2 or w_in.shape[1] != 4 * H or w_in.shape[0] == 0:
-            raise InputError(
-                f"{source}: {k('kernel')} has shape {w_in.shape}, expected (F, {4 * H}) (F, 4H), "
-                f"with H = {H} from {k('recurrent_kernel')}"
-            )
+        H = _stacked_hidden(w_in, w_rec, k("kernel"), k("recurrent_kernel"), True, source)
         bias = get(k("bias")) if k("bias") in keys else np.zeros(4 * H, dtype=w_rec.dtype)
         _expect(bias, (4 * H,), k("bias"), "(4H,)", source)
         _refuse_variant(clip, input_forget, "keras", source)
@@ -310,6 +292,26 @@ def import_params(
     B = get(k("B")) if k("B") in keys else None
     P = get(k("P")) if k("P") in keys else None
     return from_onnx(w_in, w_rec, B, P, clip=clip, input_forget=input_forget, source=source, key=k)
+
+
+def _stacked_hidden(
+    w_in: Array, w_rec: Array, in_key: str, rec_key: str, transposed: bool, source: str
+) -> int:
+    """H of stacked gate blocks: input weights (4H, F) and recurrent weights (4H, H), or their
+    transposes (F, 4H) and (H, 4H) as Keras stores them; refused with the expected shapes."""
+    rec, inp = (w_rec.T, w_in.T) if transposed else (w_rec, w_in)
+    want_rec, want_in = ("(4H, H)", "({}, F) (4H, F)")
+    if transposed:
+        want_rec, want_in = "(H, 4H)", "(F, {}) (F, 4H)"
+    if rec.ndim != 2 or rec.shape[0] != 4 * rec.shape[1] or rec.shape[1] == 0:
+        raise InputError(f"{source}: {rec_key} has shape {w_rec.shape}, expected {want_rec}")
+    H = int(rec.shape[1])
+    if inp.ndim != 2 or inp.shape[0] != 4 * H or inp.shape[1] == 0:
+        raise InputError(
+            f"{source}: {in_key} has shape {w_in.shape}, expected "
+            f"{want_in.format(4 * H)}, with H = {H} from {rec_key}"
+        )
+    return H
 
 
 def _refuse_variant(clip: float | None, input_forget: bool, layout: str, source: str) -> None:
