@@ -4,7 +4,7 @@ Plain Python timing (time.perf_counter), every implementation measured in this o
 the same data; best of --repeat runs. Prints Markdown tables with the ratios, then the CLI
 start-up ratio and the peak RSS of a streamed `lstm-cell run`. Not a test: run it by hand.
 
-    python benchmarks/bench.py            # the issue's cases, float32 and float64
+    python benchmarks/bench.py            # every case in CASES, float32 and float64
     python benchmarks/bench.py --quick    # shorter sequences, for a smoke run
 
 torch is optional: without it the torch columns say "n/a".
@@ -41,7 +41,7 @@ try:
 except ImportError:  # torch is optional, never a dependency
     torch = None
 
-CASES = [  # (T, B, F, H), from issue 3
+CASES = [  # (T, B, F, H): a long single sequence, a typical batch, a long batch
     (100_000, 1, 10, 4),
     (256, 32, 128, 256),
     (2048, 64, 128, 256),

@@ -12,6 +12,7 @@ tests/test_fuzz_regressions.py replays it forever.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -26,10 +27,8 @@ TMP = Path(tempfile.mkdtemp(prefix="lstm-fuzz-"))
 
 
 def one_input(data: bytes) -> None:
-    try:
+    with contextlib.suppress(InputError):
         dispatch(data, TMP)
-    except InputError:
-        pass
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lstm_cli import fileio, safeload
+from lstm_cli.io import paramfiles, reader, safeload
 
 MAX_BYTES = 1 << 20
 
@@ -15,12 +15,12 @@ def dispatch(data: bytes, tmp: Path) -> None:
         return
     kind, body = data[0] % 4, data[1:]
     if kind == 0:  # an input array: .npy or JSON bytes (stdin, --x)
-        fileio.array_from_bytes(body, "x_t", "stdin", max_bytes=MAX_BYTES)
+        reader.array_from_bytes(body, "x_t", "stdin", max_bytes=MAX_BYTES)
     elif kind == 1:  # the .npy header and data reader alone
         safeload.read_npy_bytes(body, "x_t", "stdin", max_bytes=MAX_BYTES)
     elif kind == 2:  # a params .npz in any layout
         (tmp / "p.npz").write_bytes(body)
-        fileio.load_param_set(tmp / "p.npz", max_bytes=MAX_BYTES)
+        paramfiles.load_param_set(tmp / "p.npz", max_bytes=MAX_BYTES)
     else:  # a params .safetensors in any layout
         (tmp / "p.safetensors").write_bytes(body)
-        fileio.load_param_set(tmp / "p.safetensors", max_bytes=MAX_BYTES)
+        paramfiles.load_param_set(tmp / "p.safetensors", max_bytes=MAX_BYTES)

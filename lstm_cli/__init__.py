@@ -14,20 +14,19 @@ The library in one screen::
 from typing import TYPE_CHECKING, Any
 
 from .core import StepResult, lstm_step, lstm_step_detailed, sigmoid
-from .params import (
-    ExampleInputs,
-    LSTMParams,
-    ParamSet,
-    from_keras,
-    from_pytorch,
-    init_params,
-    notebook_default,
-    to_keras,
-    to_pytorch,
-)
+from .init import init_params, notebook_default
+from .params import ExampleInputs, LSTMParams, ParamSet, Variant
 
 if TYPE_CHECKING:
-    from .layouts import export_arrays, from_onnx, to_onnx
+    from .layouts import (
+        export_arrays,
+        from_keras,
+        from_onnx,
+        from_pytorch,
+        to_keras,
+        to_onnx,
+        to_pytorch,
+    )
     from .sequence import SequenceChunk, SequenceResult, iter_sequence, run_sequence
 
 _LAZY = {
@@ -36,14 +35,20 @@ _LAZY = {
     "iter_sequence": "sequence",
     "run_sequence": "sequence",
     "export_arrays": "layouts",
+    "from_keras": "layouts",
+    "from_pytorch": "layouts",
+    "to_keras": "layouts",
+    "to_pytorch": "layouts",
     "from_onnx": "layouts",
     "to_onnx": "layouts",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """The sequence and layout APIs are imported on first use: ``lstm-cell step`` never pays
-    for them."""
+    """The sequence and ONNX layout APIs are imported on first use (``lstm-cell step`` never
+    pays for them), and ``__version__`` is read from the installed metadata."""
+    if name == "__version__":
+        return _version()
     if name in _LAZY:
         import importlib
 
@@ -58,9 +63,10 @@ __all__ = [
     "SequenceChunk",
     "SequenceResult",
     "StepResult",
+    "Variant",
     "export_arrays",
-    "from_onnx",
     "from_keras",
+    "from_onnx",
     "from_pytorch",
     "init_params",
     "iter_sequence",
@@ -73,4 +79,12 @@ __all__ = [
     "to_onnx",
     "to_pytorch",
 ]
-__version__ = "0.1.0"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lstm-cell")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"

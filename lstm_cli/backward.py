@@ -34,6 +34,9 @@ Convention at the clip's boundary: a pre-activation that lands exactly on +-C is
 clipped (gradient 0). ``torch.clamp`` counts the boundary as inside (gradient 1); the two
 differ only on that set of measure zero, where the function has no derivative.
 
+Every function takes the cell as one :class:`~lstm_cli.params.LSTMParams`; the variant in use
+is ``cell.variant``.
+
 Gradients are named after their array with a ``d`` prefix (``dx_t``, ``dh_prev``, ``dWf``, ...)
 and have its shape: a 1-D ``h_prev``/``c_prev`` used for every row of a batch gets the sum
 over the batch. Weight and bias gradients are summed over the batch (and over time).
@@ -41,20 +44,18 @@ over the batch. Weight and bias gradients are summed over the batch (and over ti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .core import Array, StepResult, lstm_step_variant
+from .core import Array, StepResult
+from .params import PARAM_NAMES, LSTMParams, Variant
 
-WEIGHT_NAMES = ("Wf", "Wi", "Wo", "Wc")
-BIAS_NAMES = ("bf", "bi", "bo", "bc")
-PARAM_NAMES = WEIGHT_NAMES + BIAS_NAMES
-PEEPHOLE_NAMES = ("Pi", "Pf", "Po")  # gradients dPi, dPf, dPo only when the cell has them
 STEP_GRAD_NAMES = ("dx_t", "dh_prev", "dc_prev") + tuple("d" + n for n in PARAM_NAMES)
 SEQUENCE_GRAD_NAMES = ("dxs", "dh0", "dc0") + tuple("d" + n for n in PARAM_NAMES)
+CHECK_EPS = 1e-6  # the gradient check's step, in float64
 
 
 @dataclass(frozen=True)
@@ -73,41 +74,9 @@ class Grads:
         return self.grads[name]
 
 
-@dataclass(frozen=True)
-class Variant:
-    """ONNX's variants of a cell (all off: the seed's equations); see :mod:`lstm_cli.core`.
-
-    ``peepholes`` maps ``Pi, Pf, Po`` to (H,) arrays, or is None.
-    """
-
-    peepholes: Mapping[str, Array] | None = None
-    clip: float | None = None
-    input_forget: bool = False
-
-    @classmethod
-    def of(cls, params: Mapping[str, Any], clip: float | None, input_forget: bool) -> Variant:
-        """The variant of a params mapping (peepholes when it holds ``Pi``) and the switches."""
-        peep = None
-        if any(k in params for k in PEEPHOLE_NAMES):
-            peep = {k: np.asarray(params[k]) for k in PEEPHOLE_NAMES}
-        return cls(peep, None if clip is None else float(clip), bool(input_forget))
-
-    def step(
-        self, x_t: Array, h_prev: Array, c_prev: Array, params: Mapping[str, Any]
-    ) -> StepResult:
-        """The forward step of the core with this variant."""
-        return lstm_step_variant(
-            x_t, h_prev, c_prev, **{n: params[n] for n in PARAM_NAMES},
-            **(self.peepholes or {}), clip=self.clip, input_forget=self.input_forget,
-        )  # fmt: skip
-
-    def grad_names(self) -> tuple[str, ...]:
-        """The parameter gradients' names: ``dWf ... dbc``, then ``dPi, dPf, dPo``."""
-        names = PARAM_NAMES + (PEEPHOLE_NAMES if self.peepholes is not None else ())
-        return tuple("d" + n for n in names)
-
-
-PLAIN = Variant()
+def _grad_names(cell: LSTMParams) -> tuple[str, ...]:
+    """The parameter gradients' names: ``dWf ... dbc``, then ``dPi, dPf, dPo`` with peepholes."""
+    return tuple("d" + n for n in cell.all_arrays())
 
 
 def _inside(z: Array, clip: float | None) -> Array | float:
@@ -122,41 +91,46 @@ def _sum_batch(a: Array) -> Array:
     return a.reshape(-1, a.shape[-1]).sum(axis=0)  # (H,)
 
 
-def _step_backward(
-    r: StepResult,
-    weights: Mapping[str, Array],
-    dh_next: Array,
-    dc_next: Array,
-    variant: Variant = PLAIN,
-) -> tuple[Array, Array, Array, dict[str, Array]]:
-    """Backward through one (possibly batched) step whose forward pass is ``r``.
-
-    Returns ``(dx_t, dh_prev, dc_prev, param_grads)`` with the batch shape of ``r``
-    (h_prev/c_prev as broadcast to the batch) and the parameter gradients summed over it.
-    """
-    H = r.h_next.shape[-1]
-    P, clip = variant.peepholes, variant.clip
+def _pre_activation_grads(
+    r: StepResult, variant: Variant, dh_next: Array, dc_next: Array
+) -> tuple[dict[str, Array], Array]:
+    """``(z', c_next')``: the gradients of the four pre-activations ``z_i, z_f, z_o, z_c``
+    and of ``c_next`` (upstream plus the path through h_next and, with peepholes, z_o)."""
+    clip = variant.clip
     tanh_c = np.tanh(r.c_next)
     do = dh_next * tanh_c
     dz_o = do * r.o_t * (1.0 - r.o_t) * _inside(r.z_o, clip)
-    dc = dc_next + dh_next * r.o_t * (1.0 - tanh_c**2)
-    if P is not None:
-        dc = dc + dz_o * P["Po"]  # z_o = ... + Po * c_next
+    dc: Array = dc_next + dh_next * r.o_t * (1.0 - tanh_c**2)
+    if variant.Po is not None:
+        dc = dc + dz_o * variant.Po  # z_o = ... + Po * c_next
     df = dc * r.c_prev
     di = dc * r.c_t_candidate
     dg = dc * r.i_t
-    dc_prev = dc * r.f_t
     if variant.input_forget:  # f_t = 1 - i_t: the forget path flows into i_t
         di = di - df
         dz_f = np.zeros_like(df)
     else:
         dz_f = df * r.f_t * (1.0 - r.f_t) * _inside(r.z_f, clip)
-    dz = {
+    dz: dict[str, Array] = {
         "i": di * r.i_t * (1.0 - r.i_t) * _inside(r.z_i, clip),
         "f": dz_f,
         "o": dz_o,
         "c": dg * (1.0 - r.c_t_candidate**2) * _inside(r.z_c, clip),
     }
+    return dz, dc
+
+
+def _step_backward(
+    r: StepResult, cell: LSTMParams, dh_next: Array, dc_next: Array
+) -> tuple[Array, Array, Array, dict[str, Array]]:
+    """Backward through one (possibly batched) step of ``cell`` whose forward pass is ``r``.
+
+    Returns ``(dx_t, dh_prev, dc_prev, param_grads)`` with the batch shape of ``r``
+    (h_prev/c_prev as broadcast to the batch) and the parameter gradients summed over it.
+    """
+    H = r.h_next.shape[-1]
+    dz, dc = _pre_activation_grads(r, cell.variant, dh_next, dc_next)
+    dc_prev = dc * r.f_t
     u2 = r.u.reshape(-1, r.u.shape[-1])  # (B, H + F); B = 1 without a batch
     grads: dict[str, Array] = {}
     du = np.zeros_like(r.u)
@@ -164,12 +138,13 @@ def _step_backward(
         dz2 = dz_g.reshape(-1, H)  # (B, H)
         grads["dW" + gate] = dz2.T @ u2  # (H, H + F)
         grads["db" + gate] = dz2.sum(axis=0)  # (H,)
-        du = du + dz_g @ weights["W" + gate]  # (B, H + F)
+        du = du + dz_g @ getattr(cell, "W" + gate)  # (B, H + F)
+    P = cell.peepholes
     if P is not None:
         dc_prev = dc_prev + dz["i"] * P["Pi"] + dz["f"] * P["Pf"]
         grads["dPi"] = _sum_batch(dz["i"] * r.c_prev)  # (H,)
         grads["dPf"] = _sum_batch(dz["f"] * r.c_prev)
-        grads["dPo"] = _sum_batch(dz_o * r.c_next)
+        grads["dPo"] = _sum_batch(dz["o"] * r.c_next)
     return du[..., H:], du[..., :H], dc_prev, grads
 
 
@@ -196,32 +171,19 @@ def _reduce_to(grad: Array, shape: tuple[int, ...]) -> Array:
 
 
 def lstm_step_backward(
+    cell: LSTMParams,
     x_t: Array,
     h_prev: Array,
     c_prev: Array,
-    Wf: Array,
-    Wi: Array,
-    Wo: Array,
-    Wc: Array,
-    bf: Array,
-    bi: Array,
-    bo: Array,
-    bc: Array,
     dh_next: Array | None = None,
     dc_next: Array | None = None,
-    *,
-    Pi: Array | None = None,
-    Pf: Array | None = None,
-    Po: Array | None = None,
-    clip: float | None = None,
-    input_forget: bool = False,
 ) -> Grads:
-    """Gradients of one LSTM step (same arguments as :func:`lstm_cli.core.lstm_step_variant`).
+    """Gradients of one step of ``cell`` (its variant included) from ``x_t``, ``h_prev``,
+    ``c_prev`` (shapes as for :meth:`~lstm_cli.params.LSTMParams.step`).
 
     Args:
         dh_next: upstream gradient of h_next, (H,) or (B, H); default ones.
         dc_next: upstream gradient of c_next, (H,) or (B, H); default zeros.
-        Pi, Pf, Po, clip, input_forget: ONNX's variants (off by default).
 
     Returns:
         :class:`Grads` with ``dx_t`` (F,) or (B, F), ``dh_prev`` and ``dc_prev`` shaped like
@@ -229,99 +191,71 @@ def lstm_step_backward(
         ``dbf, dbi, dbo, dbc`` (H,), and ``dPi, dPf, dPo`` (H,) for a cell with peepholes.
         With ``input_forget``, ``dWf`` and ``dbf`` are zero (Wf and bf are not used).
     """
-    params = {"Wf": Wf, "Wi": Wi, "Wo": Wo, "Wc": Wc, "bf": bf, "bi": bi, "bo": bo, "bc": bc}
-    peep = {k: v for k, v in (("Pi", Pi), ("Pf", Pf), ("Po", Po)) if v is not None}
-    variant = Variant.of(peep, clip, input_forget)
-    r = variant.step(x_t, h_prev, c_prev, {**params, **peep})
+    r = cell.step(x_t, h_prev, c_prev)
     shape, dtype = r.h_next.shape, r.h_next.dtype
     dh = _upstream(dh_next, shape, 1.0, "dh_next", dtype)
     dc = _upstream(dc_next, shape, 0.0, "dc_next", dtype)
-    weights = {k: np.asarray(params[k]) for k in WEIGHT_NAMES}
-    dx, dh_prev, dc_prev, pgrads = _step_backward(r, weights, dh, dc, variant)
+    dx, dh_prev, dc_prev, pgrads = _step_backward(r, cell, dh, dc)
     grads = {
         "dx_t": dx,
         "dh_prev": _reduce_to(dh_prev, np.shape(h_prev)),
         "dc_prev": _reduce_to(dc_prev, np.shape(c_prev)),
     }
-    grads.update({n: pgrads[n] for n in variant.grad_names()})
+    grads.update({n: pgrads[n] for n in _grad_names(cell)})
     return Grads(grads=grads, h_next=r.h_next, c_next=r.c_next)
 
 
-def lstm_sequence_forward(
-    xs: Array,
-    h0: Array,
-    c0: Array,
-    params: Mapping[str, Array],
-    clip: float | None = None,
-    input_forget: bool = False,
-) -> list[StepResult]:
-    """Run the cell over ``xs`` (T, F) or (T, B, F) from ``h0``, ``c0``; one result per step.
+def lstm_sequence_forward(cell: LSTMParams, xs: Array, h0: Array, c0: Array) -> list[StepResult]:
+    """Run ``cell`` over ``xs`` (T, F) or (T, B, F) from ``h0``, ``c0``; one result per step.
 
-    A plain loop over the core's step; ``params`` holds Wf, Wi, Wo, Wc, bf, bi, bo, bc (and
-    Pi, Pf, Po for peepholes); ``clip`` and ``input_forget`` are ONNX's other variants.
+    A plain loop over the cell's step (its variant included).
     """
-    return _forward(xs, h0, c0, params, Variant.of(params, clip, input_forget))
-
-
-def _forward(
-    xs: Array, h0: Array, c0: Array, params: Mapping[str, Array], variant: Variant
-) -> list[StepResult]:
     xs = np.asarray(xs)
     if xs.ndim not in (2, 3) or xs.shape[0] == 0:
         raise ValueError(f"xs must be (T, F) or (T, B, F) with T >= 1, got shape {xs.shape}")
     results = []
     h, c = np.asarray(h0), np.asarray(c0)
     for x_t in xs:
-        r = variant.step(x_t, h, c, params)
+        r = cell.step(x_t, h, c)
         results.append(r)
         h, c = r.h_next, r.c_next
     return results
 
 
 def lstm_sequence_backward(
+    cell: LSTMParams,
     xs: Array,
     h0: Array,
     c0: Array,
-    params: Mapping[str, Array],
     dh_next: Array | None = None,
     dc_next: Array | None = None,
     dhs: Array | None = None,
-    *,
-    clip: float | None = None,
-    input_forget: bool = False,
 ) -> Grads:
-    """Backpropagation through time over a sequence.
+    """Backpropagation through time of ``cell`` (its variant included) over a sequence.
 
     Args:
         xs: inputs (T, F) or (T, B, F).
         h0, c0: the initial state, (H,) or (B, H).
-        params: Wf, Wi, Wo, Wc (H, H + F) and bf, bi, bo, bc (H,); with peepholes also
-            Pi, Pf, Po (H,).
         dh_next, dc_next: upstream gradients of the final h_T and c_T, (H,) or (B, H);
             defaults ones and zeros.
         dhs: upstream gradients of every step's output h_t, (T, H) or (T, B, H); default zeros.
-        clip, input_forget: ONNX's other variants (off by default).
 
     Returns:
         :class:`Grads` with ``dxs`` shaped like ``xs``, ``dh0``/``dc0`` like ``h0``/``c0``,
         and ``dW*``/``db*`` (and ``dP*``) summed over time and batch; ``h_next``/``c_next``
         are h_T, c_T.
     """
-    variant = Variant.of(params, clip, input_forget)
-    results = _forward(xs, h0, c0, params, variant)
+    results = lstm_sequence_forward(cell, xs, h0, c0)
     last = results[-1]
     shape, dtype = last.h_next.shape, last.h_next.dtype
     dh = _upstream(dh_next, shape, 1.0, "dh_next", dtype)
     dc = _upstream(dc_next, shape, 0.0, "dc_next", dtype)
     T = len(results)
     per_step = _upstream(dhs, (T,) + shape, 0.0, "dhs", dtype)
-    weights = {n: np.asarray(params[n]) for n in WEIGHT_NAMES}
-    totals = {
-        n: np.zeros_like(np.asarray(params[n[1:]]), dtype=dtype) for n in variant.grad_names()
-    }
+    totals = {"d" + n: np.zeros_like(a, dtype=dtype) for n, a in cell.all_arrays().items()}
     dxs = np.zeros(np.shape(xs), dtype=dtype)
     for t in range(T - 1, -1, -1):
-        dx, dh, dc, pgrads = _step_backward(results[t], weights, dh + per_step[t], dc, variant)
+        dx, dh, dc, pgrads = _step_backward(results[t], cell, dh + per_step[t], dc)
         dxs[t] = dx
         for k, v in pgrads.items():
             totals[k] = totals[k] + v
@@ -382,92 +316,114 @@ def _rel_error(a: Array, n: Array) -> tuple[float, float]:
     return rel, float(diff.max()) if diff.size else 0.0
 
 
-def gradient_check(
+@dataclass(frozen=True)
+class _Problem:
+    """What the gradient check differentiates, all in float64: the inputs ``x, h, c`` and the
+    cell, whose arrays are the very objects in ``arrays`` (perturbing one changes the cell),
+    and the upstream gradients that define the loss."""
+
+    arrays: dict[str, Array]  # x_t, h_prev, c_prev (or xs, h0, c0), then the cell's arrays
+    cell: LSTMParams
+    dh_next: Array | None
+    dc_next: Array | None
+    dhs: Array | None
+    sequence: bool
+
+    def inputs(self) -> tuple[Array, Array, Array]:
+        x, h, c = list(self.arrays.values())[:3]
+        return x, h, c
+
+    def analytic(self) -> Grads:
+        """The backward pass under check."""
+        x, h, c = self.inputs()
+        if self.sequence:
+            return lstm_sequence_backward(self.cell, x, h, c, self.dh_next, self.dc_next, self.dhs)
+        return lstm_step_backward(self.cell, x, h, c, self.dh_next, self.dc_next)
+
+    def loss(self, shape: tuple[int, ...]) -> Callable[[], float]:
+        """``L = sum(dh_next * h_T) + sum(dc_next * c_T) [+ sum_t sum(dhs[t] * h_t)]`` as a
+        function of the arrays' current values; ``shape`` is h_next's."""
+        w_h = np.broadcast_to(np.ones(shape) if self.dh_next is None else self.dh_next, shape)
+        w_c = np.broadcast_to(np.zeros(shape) if self.dc_next is None else self.dc_next, shape)
+        x, h, c = self.inputs()
+
+        def loss() -> float:
+            if not self.sequence:
+                r = self.cell.step(x, h, c)
+                return float(np.sum(w_h * r.h_next) + np.sum(w_c * r.c_next))
+            steps = lstm_sequence_forward(self.cell, x, h, c)
+            total = float(np.sum(w_h * steps[-1].h_next) + np.sum(w_c * steps[-1].c_next))
+            if self.dhs is not None:
+                hs = np.stack([r.h_next for r in steps])
+                total += float(np.sum(np.broadcast_to(self.dhs, hs.shape) * hs))
+            return total
+
+        return loss
+
+
+def _float64(a: Array | None) -> Array | None:
+    return None if a is None else np.asarray(a, dtype=np.float64)
+
+
+def _problem(
+    cell: LSTMParams, xhc: Sequence[Array], upstream: Sequence[Array | None], sequence: bool
+) -> _Problem:
+    """Float64 copies of the inputs and of the cell's arrays (never the caller's: the check
+    perturbs them in place), and the upstream gradients in float64."""
+    names = ("xs", "h0", "c0") if sequence else ("x_t", "h_prev", "c_prev")
+    inputs = {n: np.array(a, dtype=np.float64) for n, a in zip(names, xhc, strict=True)}
+    own = {n: np.array(a, dtype=np.float64) for n, a in cell.all_arrays().items()}
+    dh, dc, dhs = (_float64(u) for u in upstream)
+    return _Problem({**inputs, **own}, cell.with_arrays(own), dh, dc, dhs, sequence)
+
+
+def _sample(size: int, max_entries: int | None, rng: np.random.Generator) -> Array | None:
+    """``max_entries`` sorted random flat indices into an array of ``size``, or None (all)."""
+    if max_entries is None or size <= max_entries:
+        return None
+    return np.sort(rng.choice(size, size=max_entries, replace=False))
+
+
+def _check_array(name: str, numerical: Array, analytic: Array, idx: Array | None) -> CheckRow:
+    """One :class:`CheckRow`: the analytic gradient of array ``name`` against central
+    differences, on the flat entries ``idx`` (all when None)."""
+    ana = np.asarray(analytic, dtype=np.float64)
+    num = numerical
+    if idx is not None:
+        ana, num = ana.reshape(-1)[idx], num.reshape(-1)[idx]
+    rel, max_abs = _rel_error(ana, num)
+    checked = numerical.size if idx is None else len(idx)
+    return CheckRow("d" + name, rel, max_abs, checked, numerical.size)
+
+
+def gradient_check(  # noqa: PLR0913 -- public API: the backward pass's arguments and the check's
+    cell: LSTMParams,
     x: Array,
     h: Array,
     c: Array,
-    params: Mapping[str, Array],
     dh_next: Array | None = None,
     dc_next: Array | None = None,
     dhs: Array | None = None,
     sequence: bool = False,
-    eps: float = 1e-6,
+    eps: float = CHECK_EPS,
     max_entries: int | None = None,
     seed: int = 0,
-    clip: float | None = None,
-    input_forget: bool = False,
 ) -> list[CheckRow]:
-    """Compare the analytic gradients with central differences, in float64, per array.
+    """Compare the analytic gradients of ``cell`` (its variant included) with central
+    differences, in float64, per array.
 
-    ``x`` is ``x_t`` for one step, or ``xs`` (T, ...) with ``sequence=True``; ``params`` may
-    hold the peepholes ``Pi, Pf, Po``, and ``clip``/``input_forget`` set the other variants
-    (a pre-activation within ``eps`` of the clip's boundary makes its numbers meaningless). With
+    ``x`` is ``x_t`` for one step, or ``xs`` (T, ...) with ``sequence=True``. With a clip, a
+    pre-activation within ``eps`` of the clip's boundary makes the numbers meaningless. With
     ``max_entries``, arrays larger than that are checked on that many random entries
     (``seed``), the rest of the array is skipped. Returns one :class:`CheckRow` per gradient.
     """
-    arrays: dict[str, Array] = {
-        ("xs" if sequence else "x_t"): np.array(x, dtype=np.float64),
-        ("h0" if sequence else "h_prev"): np.array(h, dtype=np.float64),
-        ("c0" if sequence else "c_prev"): np.array(c, dtype=np.float64),
-    }
-    peep = PEEPHOLE_NAMES if any(k in params for k in PEEPHOLE_NAMES) else ()
-    arrays.update({n: np.array(params[n], dtype=np.float64) for n in PARAM_NAMES + peep})
-    variant_kw: dict[str, Any] = {"clip": clip, "input_forget": input_forget}
-    variant = Variant.of(arrays, clip, input_forget)
-    names = list(arrays)
-    xk, hk, ck = names[:3]
-
-    def up(v: Array | None) -> Array | None:
-        return None if v is None else np.asarray(v, dtype=np.float64)
-
-    dh, dc, dhs64 = up(dh_next), up(dc_next), up(dhs)
-
-    cell: dict[str, Any] = {n: arrays[n] for n in PARAM_NAMES + peep}
-
-    def analytic() -> Grads:
-        if sequence:
-            return lstm_sequence_backward(
-                arrays[xk], arrays[hk], arrays[ck], arrays, dh, dc, dhs64, **variant_kw
-            )
-        return lstm_step_backward(
-            arrays[xk],
-            arrays[hk],
-            arrays[ck],
-            **cell,
-            dh_next=dh,
-            dc_next=dc,
-            **variant_kw,
-        )
-
-    g = analytic()
-    shape = g.h_next.shape
-    w_h = np.broadcast_to(np.ones(shape) if dh is None else dh, shape)
-    w_c = np.broadcast_to(np.zeros(shape) if dc is None else dc, shape)
-
-    def loss() -> float:
-        if sequence:
-            results = _forward(arrays[xk], arrays[hk], arrays[ck], arrays, variant)
-            total = float(np.sum(w_h * results[-1].h_next) + np.sum(w_c * results[-1].c_next))
-            if dhs64 is not None:
-                hs = np.stack([r.h_next for r in results])
-                total += float(np.sum(np.broadcast_to(dhs64, hs.shape) * hs))
-            return total
-        r = variant.step(arrays[xk], arrays[hk], arrays[ck], arrays)
-        return float(np.sum(w_h * r.h_next) + np.sum(w_c * r.c_next))
-
+    problem = _problem(cell, (x, h, c), (dh_next, dc_next, dhs), sequence)
+    g = problem.analytic()
+    loss = problem.loss(g.h_next.shape)
     rng = np.random.default_rng(seed)
     rows = []
-    for name in names:
-        arr = arrays[name]
-        idx = None
-        if max_entries is not None and arr.size > max_entries:
-            idx = np.sort(rng.choice(arr.size, size=max_entries, replace=False))
-        num = numerical_gradient(loss, arr, eps, idx)
-        ana = np.asarray(g.grads["d" + name], dtype=np.float64)
-        if idx is not None:
-            ana, num = ana.reshape(-1)[idx], num.reshape(-1)[idx]
-        rel, max_abs = _rel_error(ana, num)
-        rows.append(
-            CheckRow("d" + name, rel, max_abs, arr.size if idx is None else len(idx), arr.size)
-        )
+    for name, arr in problem.arrays.items():
+        idx = _sample(arr.size, max_entries, rng)
+        numerical = numerical_gradient(loss, arr, eps, idx)
+        rows.append(_check_array(name, numerical, g["d" + name], idx))
     return rows

@@ -1,6 +1,6 @@
 """The LSTM cell's equations in pure NumPy: no files, no JSON, no terminal.
 
-Notation (the seed notebook's, see ``GUIDE.md``)::
+Notation (the seed notebook's; ``docs/design.md`` says where each equation lives)::
 
     u      = concat(h_prev, x_t)                 # hidden FIRST, then input: (H + F,)
     i_t    = sigmoid(Wi @ u + bi)                # input gate
@@ -185,7 +185,7 @@ def check_variant(
         raise ValueError(f"input_forget must be true or false, got {input_forget!r}")
 
 
-def lstm_step_detailed(
+def lstm_step_detailed(  # noqa: PLR0913 (the seed notebook's public signature)
     x_t: Array,
     h_prev: Array,
     c_prev: Array,
@@ -206,7 +206,7 @@ def lstm_step_detailed(
     return lstm_step_variant(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
 
 
-def lstm_step_variant(
+def lstm_step_variant(  # noqa: PLR0913 (the seed's signature plus the variants)
     x_t: Array,
     h_prev: Array,
     c_prev: Array,
@@ -230,18 +230,8 @@ def lstm_step_variant(
     With their defaults it is exactly :func:`lstm_step_detailed`: the seed's equations.
     """
     x_t, h_prev, c_prev = (np.asarray(a) for a in (x_t, h_prev, c_prev))
-    weights = {
-        "Wf": np.asarray(Wf),
-        "Wi": np.asarray(Wi),
-        "Wo": np.asarray(Wo),
-        "Wc": np.asarray(Wc),
-    }
-    biases = {
-        "bf": np.asarray(bf),
-        "bi": np.asarray(bi),
-        "bo": np.asarray(bo),
-        "bc": np.asarray(bc),
-    }
+    weights = dict(zip(("Wf", "Wi", "Wo", "Wc"), map(np.asarray, (Wf, Wi, Wo, Wc)), strict=True))
+    biases = dict(zip(("bf", "bi", "bo", "bc"), map(np.asarray, (bf, bi, bo, bc)), strict=True))
     _check_shapes(x_t, h_prev, c_prev, weights, biases)
     n_hidden = biases["bf"].shape[0]
     peep = {"Pi": Pi, "Pf": Pf, "Po": Po}
@@ -265,39 +255,45 @@ def lstm_step_variant(
         c_t_candidate = np.tanh(z_c)  # cell candidate
         c_next = f_t * c_prev + i_t * c_t_candidate
         h_next = o_t * np.tanh(c_next)
-    else:  # ONNX's variants, in ONNX Runtime's order: peephole, clip, activation
-        z_i = clip_preactivation(add_peephole(z_i, Pi, c_prev), clip)
-        i_t = sigmoid(z_i)
-        if input_forget:
-            z_f, f_t = -z_i, coupled_forget_gate(i_t)
-        else:
-            z_f = clip_preactivation(add_peephole(z_f, Pf, c_prev), clip)
-            f_t = sigmoid(z_f)
-        z_c = clip_preactivation(z_c, clip)
-        c_t_candidate = np.tanh(z_c)
-        c_next = f_t * c_prev + i_t * c_t_candidate
-        z_o = clip_preactivation(add_peephole(z_o, Po, c_next), clip)  # o peeks at c_next
-        o_t = sigmoid(z_o)
-        h_next = o_t * np.tanh(c_next)
+        return StepResult(
+            x_t, h_prev, c_prev, u, z_i, z_f, z_o, z_c, i_t, f_t, o_t, c_t_candidate, c_next, h_next
+        )
+    return _step_with_variants(x_t, h_prev, c_prev, u, z, (Pi, Pf, Po), clip, input_forget)
+
+
+def _step_with_variants(
+    x_t: Array,
+    h_prev: Array,
+    c_prev: Array,
+    u: Array,
+    z: Array,
+    peepholes: tuple[Array | None, Array | None, Array | None],
+    clip: float | None,
+    input_forget: bool,
+) -> StepResult:
+    """ONNX's variants, in ONNX Runtime's order: peephole, clip, activation; ``z`` (B, 4H) is
+    the projection with gate blocks i, f, o, c."""
+    Pi, Pf, Po = peepholes
+    z_i, z_f, z_o, z_c = np.split(z, 4, axis=-1)  # each (B, H)
+    z_i = clip_preactivation(add_peephole(z_i, Pi, c_prev), clip)
+    i_t = sigmoid(z_i)
+    if input_forget:
+        z_f, f_t = -z_i, coupled_forget_gate(i_t)
+    else:
+        z_f = clip_preactivation(add_peephole(z_f, Pf, c_prev), clip)
+        f_t = sigmoid(z_f)
+    z_c = clip_preactivation(z_c, clip)
+    c_t_candidate = np.tanh(z_c)
+    c_next = f_t * c_prev + i_t * c_t_candidate
+    z_o = clip_preactivation(add_peephole(z_o, Po, c_next), clip)  # o peeks at c_next
+    o_t = sigmoid(z_o)
+    h_next = o_t * np.tanh(c_next)
     return StepResult(
-        x_t=x_t,
-        h_prev=h_prev,
-        c_prev=c_prev,
-        u=u,
-        z_i=z_i,
-        z_f=z_f,
-        z_o=z_o,
-        z_c=z_c,
-        i_t=i_t,
-        f_t=f_t,
-        o_t=o_t,
-        c_t_candidate=c_t_candidate,
-        c_next=c_next,
-        h_next=h_next,
+        x_t, h_prev, c_prev, u, z_i, z_f, z_o, z_c, i_t, f_t, o_t, c_t_candidate, c_next, h_next
     )
 
 
-def lstm_step(
+def lstm_step(  # noqa: PLR0913 (the seed notebook's public signature)
     x_t: Array,
     h_prev: Array,
     c_prev: Array,

@@ -24,23 +24,92 @@ from typing import Any
 import numpy as np
 
 from .core import Array
-from .errors import InputError
-from .params import (
-    LAYOUTS,
-    PARAM_NAMES,
-    PEEPHOLE_NAMES,
-    LSTMParams,
-    _gate_blocks,
-    from_keras,
-    from_pytorch,
-    to_keras,
-    to_pytorch,
-)
+from .errors import Hint, InputError
+from .params import LAYOUTS, PARAM_NAMES, PEEPHOLE_NAMES, LSTMParams
 
 PYTORCH_NAMES = ("cell", "lstm")  # nn.LSTMCell names, or nn.LSTM's _l0 names
 ONNX_ORDER = ("i", "o", "f", "c")
 ONNX_PEEPHOLE_ORDER = ("i", "o", "f")
 PREFIX_SEPARATORS = "./:"  # a key prefix is empty or ends with one of these
+
+
+# --------------------------------------------------------------------------- framework blocks
+#
+# Native gate g has W_g (H, H + F) = [W_g_h (H, H) | W_g_x (H, F)]; the frameworks stack the
+# gates' blocks along one axis of size 4H, each in its own order.
+
+PYTORCH_ORDER = ("i", "f", "c", "o")  # PyTorch calls the candidate "g"
+KERAS_ORDER = ("i", "f", "c", "o")
+
+
+def _gate_blocks(params: LSTMParams) -> dict[str, tuple[Array, Array, Array]]:
+    """Per gate letter: (W_x (H, F), W_h (H, H), b (H,))."""
+    H = params.n_hidden
+    out = {}
+    for gate in ("i", "f", "o", "c"):
+        W = getattr(params, f"W{gate}")
+        out[gate] = (W[:, H:], W[:, :H], getattr(params, f"b{gate}"))
+    return out
+
+
+def _from_blocks(
+    W_x: Array, W_h: Array, b: Array, order: tuple[str, ...], source: str
+) -> LSTMParams:
+    """Native params from stacked (4H, F) input weights, (4H, H) recurrent weights, (4H,) bias."""
+    H = W_h.shape[1]
+    if W_h.shape != (4 * H, H) or W_x.ndim != 2 or W_x.shape[0] != 4 * H or b.shape != (4 * H,):
+        raise InputError(
+            f"{source}: inconsistent shapes: input weights {W_x.shape} (4H, F), "
+            f"recurrent weights {W_h.shape} (4H, H), bias {b.shape} (4H,)"
+        )
+    arrays: dict[str, Array] = {}
+    for k, gate in enumerate(order):
+        rows = slice(k * H, (k + 1) * H)
+        arrays[f"W{gate}"] = np.concatenate((W_h[rows], W_x[rows]), axis=1)
+        arrays[f"b{gate}"] = b[rows]
+    return LSTMParams.from_mapping(arrays, source=source)
+
+
+def to_pytorch(params: LSTMParams) -> dict[str, Array]:
+    """``nn.LSTMCell`` state dict arrays: weight_ih (4H, F), weight_hh (4H, H), bias_ih (4H,),
+    bias_hh (4H,), gates i, f, g, o. The whole bias goes to bias_ih; bias_hh is zeros."""
+    blocks = _gate_blocks(params)
+    return {
+        "weight_ih": np.concatenate([blocks[g][0] for g in PYTORCH_ORDER]),
+        "weight_hh": np.concatenate([blocks[g][1] for g in PYTORCH_ORDER]),
+        "bias_ih": np.concatenate([blocks[g][2] for g in PYTORCH_ORDER]),
+        "bias_hh": np.zeros(4 * params.n_hidden, dtype=params.dtype),
+    }
+
+
+def from_pytorch(
+    weight_ih: Array, weight_hh: Array, bias_ih: Array, bias_hh: Array, source: str = "pytorch"
+) -> LSTMParams:
+    """Native params from ``nn.LSTMCell`` arrays (gates i, f, g, o; bias = bias_ih + bias_hh).
+
+    An all-zero ``bias_hh`` (as this tool exports) is not added, so that a bias of -0.0
+    survives the round trip bit for bit (-0.0 + 0.0 is +0.0).
+    """
+    bias = bias_ih + bias_hh if np.any(bias_hh) else np.asarray(bias_ih)
+    return _from_blocks(weight_ih, weight_hh, bias, PYTORCH_ORDER, source)
+
+
+def to_keras(params: LSTMParams) -> dict[str, Array]:
+    """Keras 3 ``LSTM`` arrays: kernel (F, 4H), recurrent_kernel (H, 4H), bias (4H,);
+    gates i, f, c, o."""
+    blocks = _gate_blocks(params)
+    return {
+        "kernel": np.concatenate([blocks[g][0] for g in KERAS_ORDER]).T,
+        "recurrent_kernel": np.concatenate([blocks[g][1] for g in KERAS_ORDER]).T,
+        "bias": np.concatenate([blocks[g][2] for g in KERAS_ORDER]),
+    }
+
+
+def from_keras(
+    kernel: Array, recurrent_kernel: Array, bias: Array, source: str = "keras"
+) -> LSTMParams:
+    """Native params from Keras 3 ``LSTM`` arrays (gates i, f, c, o)."""
+    return _from_blocks(kernel.T, recurrent_kernel.T, bias, KERAS_ORDER, source)
 
 
 @dataclass(frozen=True)
@@ -143,8 +212,8 @@ def choose_candidate(
         return chosen[0]
     if len(chosen) > 1:
         listed = "; ".join(c.describe() for c in chosen)
-        hint = "--key-prefix" if len({c.prefix for c in chosen}) > 1 else "--from"
-        raise InputError(f"{source}: holds {len(chosen)} LSTMs: {listed}. Choose one with {hint}")
+        hint = Hint.PICK_PREFIX if len({c.prefix for c in chosen}) > 1 else Hint.PICK_LAYOUT
+        raise InputError(f"{source}: holds {len(chosen)} LSTMs: {listed}", hint)
     what = "LSTM" if layout is None else f"{layout} LSTM"
     if key_prefix is not None:
         what += f" with key prefix {key_prefix!r}"
@@ -195,16 +264,7 @@ def import_params(
                 f"{source}: {k('weight_hr_l0')} is an nn.LSTM with proj_size, whose h is "
                 "projected; this tool's cell has no projection"
             )
-        if w_rec.ndim != 2 or w_rec.shape[0] != 4 * w_rec.shape[1] or w_rec.shape[1] == 0:
-            raise InputError(
-                f"{source}: {k(spec.required[1])} has shape {w_rec.shape}, expected (4H, H)"
-            )
-        H = w_rec.shape[1]
-        if w_in.ndim != 2 or w_in.shape[0] != 4 * H or w_in.shape[1] == 0:
-            raise InputError(
-                f"{source}: {k(spec.required[0])} has shape {w_in.shape}, expected "
-                f"({4 * H}, F) (4H, F), with H = {H} from {k(spec.required[1])}"
-            )
+        H = _stacked_hidden(w_in, w_rec, k(spec.required[0]), k(spec.required[1]), False, source)
         present = [k(name) for name in spec.optional if k(name) in keys]
         if len(present) == 1:  # bias=True saves both, bias=False neither: a half is damage
             other = next(k(n) for n in spec.optional if k(n) not in keys)
@@ -223,16 +283,7 @@ def import_params(
         _refuse_variant(clip, input_forget, "pytorch", source)
         return from_pytorch(w_in, w_rec, biases[0], biases[1], source=source)
     if spec.layout == "keras":
-        if w_rec.ndim != 2 or w_rec.shape[1] != 4 * w_rec.shape[0] or w_rec.shape[0] == 0:
-            raise InputError(
-                f"{source}: {k('recurrent_kernel')} has shape {w_rec.shape}, expected (H, 4H)"
-            )
-        H = w_rec.shape[0]
-        if w_in.ndim != 2 or w_in.shape[1] != 4 * H or w_in.shape[0] == 0:
-            raise InputError(
-                f"{source}: {k('kernel')} has shape {w_in.shape}, expected (F, {4 * H}) (F, 4H), "
-                f"with H = {H} from {k('recurrent_kernel')}"
-            )
+        H = _stacked_hidden(w_in, w_rec, k("kernel"), k("recurrent_kernel"), True, source)
         bias = get(k("bias")) if k("bias") in keys else np.zeros(4 * H, dtype=w_rec.dtype)
         _expect(bias, (4 * H,), k("bias"), "(4H,)", source)
         _refuse_variant(clip, input_forget, "keras", source)
@@ -241,6 +292,26 @@ def import_params(
     B = get(k("B")) if k("B") in keys else None
     P = get(k("P")) if k("P") in keys else None
     return from_onnx(w_in, w_rec, B, P, clip=clip, input_forget=input_forget, source=source, key=k)
+
+
+def _stacked_hidden(
+    w_in: Array, w_rec: Array, in_key: str, rec_key: str, transposed: bool, source: str
+) -> int:
+    """H of stacked gate blocks: input weights (4H, F) and recurrent weights (4H, H), or their
+    transposes (F, 4H) and (H, 4H) as Keras stores them; refused with the expected shapes."""
+    rec, inp = (w_rec.T, w_in.T) if transposed else (w_rec, w_in)
+    want_rec, want_in = ("(4H, H)", "({}, F) (4H, F)")
+    if transposed:
+        want_rec, want_in = "(H, 4H)", "(F, {}) (F, 4H)"
+    if rec.ndim != 2 or rec.shape[0] != 4 * rec.shape[1] or rec.shape[1] == 0:
+        raise InputError(f"{source}: {rec_key} has shape {w_rec.shape}, expected {want_rec}")
+    H = int(rec.shape[1])
+    if inp.ndim != 2 or inp.shape[0] != 4 * H or inp.shape[1] == 0:
+        raise InputError(
+            f"{source}: {in_key} has shape {w_in.shape}, expected "
+            f"{want_in.format(4 * H)}, with H = {H} from {rec_key}"
+        )
+    return H
 
 
 def _refuse_variant(clip: float | None, input_forget: bool, layout: str, source: str) -> None:
@@ -325,10 +396,11 @@ def export_arrays(
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     if layout in ("pytorch", "keras") and not params.is_plain:
-        used = [k for k, v in params.variant().items() if v not in (None, False)]
+        used = [k for k, v in params.variant.switches().items() if v not in (None, False)]
         raise InputError(
             f"cannot export to {layout}: the cell uses {', '.join(used)}, which {layout}'s LSTM "
-            "does not have; use --to onnx or --to native"
+            "does not have",
+            Hint.EXPORT_LAYOUT,
         )
     arrays: dict[str, Array]
     if layout == "native":

@@ -29,12 +29,16 @@ float32 in gives float32 throughout. Memory is flat in T unless the sequences ar
 the input arrives in chunks (:func:`iter_sequence` takes any iterable of chunks) and each
 chunk's buffers are reused.
 
-Adding a variant (peepholes, cell clip, coupled input-forget gate): write another step loop
-with the signature of :func:`_steps_plain` next to it (peepholes add ``P * c`` to the
-pre-activations of i and f before the ``tanh`` and to that of o after ``c_next``; a clip is one
-``np.clip(c, -clip, clip, out=c)`` after the cell update; a coupled gate sets ``f = 1 - i``)
-and return it from :func:`_step_loop_for`. Fusing, chunking, buffers, streaming and the
-collection of sequences are shared and do not change.
+Variants (peepholes, cell clip, coupled input-forget gate): a cell with any of them runs
+through a second step loop, :func:`_steps_variant_for` (chosen by :func:`_step_loop_for`),
+built from the core's own variant functions so that ``run`` and ``step`` compute the same
+thing, in the order of ``core.py`` and ONNX Runtime: each pre-activation (``W @ u + b``, from
+the fused matrices) gets its peephole term (``Pi * c_prev`` for i, ``Pf * c_prev`` for f,
+``Po * c_next`` for o, which is therefore computed after the cell update), then the clip
+bounds it to ``[-clip, clip]``, then its sigmoid or tanh is taken; ``c_next`` itself is never
+clipped. A coupled gate sets ``f = 1 - i`` (Wf and bf unused). That loop is clearer than
+fast (a few more NumPy calls per step); the plain loop above stays the fast path. Fusing,
+chunking, buffers, streaming and the collection of sequences are shared by both loops.
 """
 
 from __future__ import annotations
@@ -347,13 +351,25 @@ def iter_sequence(
                     + ", ".join(map(str, want))
                     + ") like the first chunk"
                 )
+            out = _Output(batched, return_sequences, return_gates)
             for lo in range(0, chunk.shape[0], xproj_buf.shape[0]):
                 piece = chunk[lo : lo + xproj_buf.shape[0]]
-                yield _run_chunk(
-                    cell, s, step_loop, piece, xproj_buf, start, batched,
-                    return_sequences, return_gates,
-                )  # fmt: skip
+                yield _run_chunk(cell, s, step_loop, piece, xproj_buf, start, out)
                 start += piece.shape[0]
+
+
+@dataclass(frozen=True)
+class _Output:
+    """What a chunk hands back: the input's layout (``batched``) and the sequences asked for."""
+
+    batched: bool
+    sequences: bool
+    gates: bool
+
+    def user(self, a: Array) -> Array:
+        """(n, H, B) or (H, B) unit-major -> the user's layout, (n, [B,] H) or ([B,] H)."""
+        a = np.ascontiguousarray(np.swapaxes(a, -1, -2))  # (n, B, H) or (B, H)
+        return a if self.batched else a[..., 0, :]
 
 
 def _run_chunk(
@@ -363,9 +379,7 @@ def _run_chunk(
     chunk: Array,
     xproj_buf: Array,
     start: int,
-    batched: bool,
-    return_sequences: bool,
-    return_gates: bool,
+    out: _Output,
 ) -> SequenceChunk:
     """Project one chunk (n, [B,] F) of inputs in one matrix product, then step through it."""
     n, B, H, F = chunk.shape[0], s.h.shape[1], cell.n_hidden, cell.n_features
@@ -381,19 +395,15 @@ def _run_chunk(
     if not np.isfinite(xproj).all():  # overflowed (huge x or W): +-inf of arbitrary sign, or nan
         # recompute as the step does (core.project: exact power-of-two rescaling), once per chunk
         xproj[...] = project(x, cell.W_x, cell.b).transpose(0, 2, 1)  # (n, B, 4H) -> (n, 4H, B)
-    h_seq = np.empty((n, H, B), cell.dtype) if return_sequences else None  # (n, H, B)
-    record = np.empty((n, 5 * H, B), cell.dtype) if (return_sequences or return_gates) else None
+    h_seq = np.empty((n, H, B), cell.dtype) if out.sequences else None  # (n, H, B)
+    record = np.empty((n, 5 * H, B), cell.dtype) if (out.sequences or out.gates) else None
     h_slots: Iterable[Array] = h_seq if h_seq is not None else repeat(s.h)
     h_last = step_loop(cell, s, xproj, h_slots, record)
     if h_last is not s.h:
         s.h[...] = h_last
-
-    def user(a: Array) -> Array:  # (n, H, B) or (H, B) unit-major -> the user's layout
-        a = np.ascontiguousarray(np.swapaxes(a, -1, -2))  # (n, B, H) or (B, H)
-        return a if batched else a[..., 0, :]
-
+    user = out.user
     gates = None
-    if record is not None and return_gates:
+    if record is not None and out.gates:
         blocks = {"i_t": _I, "f_t": _F, "o_t": _O, "c_t_candidate": _G}
         gates = {k: user(record[:, j * H : (j + 1) * H]) for k, j in blocks.items()}
     return SequenceChunk(
@@ -402,12 +412,12 @@ def _run_chunk(
         h_next=user(s.h),
         c_next=user(s.c),
         h_seq=user(h_seq) if h_seq is not None else None,
-        c_seq=user(record[:, :H]) if (record is not None and return_sequences) else None,
+        c_seq=user(record[:, :H]) if (record is not None and out.sequences) else None,
         gates=gates,
     )
 
 
-def run_sequence(
+def run_sequence(  # noqa: PLR0913 -- public API: keyword options, as iter_sequence's plus on_chunk
     params: LSTMParams,
     xs: Array,
     h0: Array | None = None,

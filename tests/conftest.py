@@ -1,14 +1,39 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = ROOT / "params"
 
-# Printed by the seed notebook (../shared/seed/lstm_cell_notebook.txt), In [8].
+# Hypothesis profiles, chosen with HYPOTHESIS_PROFILE (default "ci"):
+#   ci   the full example counts, as every CI run uses them (about 2,100 examples a run);
+#   dev  a fifth of them, for a quick local loop: HYPOTHESIS_PROFILE=dev pytest
+# Tests ask for their count through examples(n) instead of a hard-coded max_examples=, so a
+# profile scales every test alike. No deadline: the fuzz tests run whole commands, whose
+# time varies with the machine's load, and a deadline would make them flaky.
+HYPOTHESIS_SCALE = {"ci": 1.0, "dev": 0.2}
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+if HYPOTHESIS_PROFILE not in HYPOTHESIS_SCALE:
+    raise pytest.UsageError(
+        f"HYPOTHESIS_PROFILE={HYPOTHESIS_PROFILE!r}: expected one of {sorted(HYPOTHESIS_SCALE)}"
+    )
+for _name, _scale in HYPOTHESIS_SCALE.items():
+    settings.register_profile(_name, max_examples=max(1, int(100 * _scale)), deadline=None)
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def examples(n: int) -> int:
+    """``n`` examples under the ci profile, a fifth of them (at least 1) under dev."""
+    return max(1, int(n * HYPOTHESIS_SCALE[HYPOTHESIS_PROFILE]))
+
+
+# Printed by the seed notebook, In [8].
 NOTEBOOK_H_NEXT = np.array([-0.24236866, -0.47552629, -0.61342184, 0.2937933])
 NOTEBOOK_C_NEXT = np.array([-2.00175213, -0.54923161, -1.26657864, 0.33225723])
 
@@ -21,7 +46,7 @@ def assert_notebook(h_next, c_next) -> None:
 
 def notebook_arrays() -> dict[str, np.ndarray]:
     """The seed notebook's draws, written out here independently of lstm_cli.params."""
-    np.random.seed(42)  # noqa: NPY002 (the notebook's own legacy, global seeding, on purpose)
+    np.random.seed(42)  # the notebook's own legacy, global seeding, on purpose
     F, H = 10, 4
     out = {"x_t": np.random.randn(F), "h_prev": np.random.randn(H), "c_prev": np.random.randn(H)}
     for name in ("Wf", "Wi", "Wo", "Wc"):
@@ -37,6 +62,13 @@ def random_cell(rng: np.random.Generator, F: int, H: int, scale: float = 1.0):
     cell = {n: scale * rng.standard_normal((H, H + F)) for n in names}
     cell.update({n: scale * rng.standard_normal(H) + 0.1 for n in ("bf", "bi", "bo", "bc")})
     return cell
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """A CliRunner for ``lstm_cli.cli.app``: ``result.stdout`` and ``result.stderr`` apart,
+    ``result.output`` both."""
+    return CliRunner()
 
 
 @pytest.fixture

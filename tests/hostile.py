@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from lstm_cli import init_params, to_keras, to_pytorch
-from lstm_cli.fileio import save_param_set
-from lstm_cli.vectors import build_cases, write_vectors
+from lstm_cli.io.paramfiles import save_param_set
+from lstm_cli.porting.vector_files import write_vectors
+from lstm_cli.porting.vectors import build_cases
 from tests.conftest import PARAMS_DIR, notebook_arrays
 
 

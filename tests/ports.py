@@ -70,7 +70,7 @@ def returns_c_h(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
 
 
 def no_tanh_on_c(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
-    h, c = correct(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+    _h, c = correct(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
     o = _stable_sigmoid(np.concatenate((h_prev, x_t), axis=-1) @ Wo.T + bo)
     return o * c, c
 

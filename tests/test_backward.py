@@ -19,6 +19,7 @@ from lstm_cli.backward import (
     lstm_step_backward,
 )
 from lstm_cli.cli import app
+from lstm_cli.params import LSTMParams
 
 from .conftest import random_cell
 from .reference import reference_step
@@ -86,7 +87,8 @@ def test_step_gradients_match_central_differences(F, H, batch, state_1d):
         )
         return float(np.sum(dh * h_next) + np.sum(dc * c_next))
 
-    g = lstm_step_backward(**arrays, dh_next=dh, dc_next=dc)
+    step = LSTMParams(**{n: arrays[n] for n in PARAM_NAMES})  # the same arrays, perturbed below
+    g = lstm_step_backward(step, arrays["x_t"], arrays["h_prev"], arrays["c_prev"], dh, dc)
     assert tuple(g.grads) == STEP_GRAD_NAMES
     numeric = numeric_grads(loss, arrays)
     for name in STEP_GRAD_NAMES:
@@ -98,8 +100,10 @@ def test_default_upstream_is_gradient_of_sum_h_next():
     rng = np.random.default_rng(1)
     cell = random_cell(rng, 3, 2)
     x, h, c = rng.standard_normal(3), rng.standard_normal(2), rng.standard_normal(2)
-    default = lstm_step_backward(x, h, c, **cell)
-    explicit = lstm_step_backward(x, h, c, **cell, dh_next=np.ones(2), dc_next=np.zeros(2))
+    default = lstm_step_backward(LSTMParams(**cell), x, h, c)
+    explicit = lstm_step_backward(
+        LSTMParams(**cell), x, h, c, dh_next=np.ones(2), dc_next=np.zeros(2)
+    )
     for name in STEP_GRAD_NAMES:
         np.testing.assert_array_equal(default[name], explicit[name])
     # d sum(h_next) / d c_prev = o * (1 - tanh(c)^2) * f, written out by hand
@@ -134,8 +138,9 @@ def test_bptt_gradients_match_central_differences(T, batch):
         return total + float(np.sum(dh * h) + np.sum(dc * c))
 
     g = lstm_sequence_backward(
-        arrays["xs"], arrays["h0"], arrays["c0"], cell, dh_next=dh, dc_next=dc, dhs=dhs
-    )
+        LSTMParams(**cell), arrays["xs"], arrays["h0"], arrays["c0"], dh_next=dh, dc_next=dc,
+        dhs=dhs,
+    )  # fmt: skip
     assert tuple(g.grads) == SEQUENCE_GRAD_NAMES
     numeric = numeric_grads(loss, arrays)
     for name in SEQUENCE_GRAD_NAMES:
@@ -145,10 +150,10 @@ def test_bptt_gradients_match_central_differences(T, batch):
 
 def test_sequence_of_one_step_equals_the_step():
     rng = np.random.default_rng(3)
-    cell = random_cell(rng, 5, 3)
+    cell = LSTMParams(**random_cell(rng, 5, 3))
     x, h, c = rng.standard_normal((2, 5)), rng.standard_normal(3), rng.standard_normal(3)
-    step = lstm_step_backward(x, h, c, **cell)
-    seq = lstm_sequence_backward(x[None], h, c, cell)
+    step = lstm_step_backward(cell, x, h, c)
+    seq = lstm_sequence_backward(cell, x[None], h, c)
     np.testing.assert_allclose(seq["dxs"][0], step["dx_t"], rtol=1e-14)
     np.testing.assert_allclose(seq["dh0"], step["dh_prev"], rtol=1e-14)
     for n in PARAM_NAMES:
@@ -158,9 +163,9 @@ def test_sequence_of_one_step_equals_the_step():
 @pytest.mark.parametrize("sequence", [False, True])
 def test_library_gradient_check_is_small_for_every_array(sequence):
     rng = np.random.default_rng(5)
-    cell = random_cell(rng, 4, 3)
+    cell = LSTMParams(**random_cell(rng, 4, 3))
     x = rng.standard_normal((3, 2, 4) if sequence else (2, 4))
-    rows = gradient_check(x, np.zeros(3), rng.standard_normal(3), cell, sequence=sequence)
+    rows = gradient_check(cell, x, np.zeros(3), rng.standard_normal(3), sequence=sequence)
     names = SEQUENCE_GRAD_NAMES if sequence else STEP_GRAD_NAMES
     assert [r.name for r in rows] == list(names)
     for r in rows:
@@ -172,23 +177,22 @@ def test_library_gradient_check_catches_a_wrong_gradient(monkeypatch):
     """The check must be able to fail: break dc_prev's formula (drop the forget gate)."""
     real = backward._step_backward
 
-    def broken(r, weights, dh_next, dc_next, *variant):
-        dx, dh, dc_prev, grads = real(r, weights, dh_next, dc_next, *variant)
+    def broken(r, cell, dh_next, dc_next):
+        dx, dh, dc_prev, grads = real(r, cell, dh_next, dc_next)
         return dx, dh, dc_prev / r.f_t, grads
 
     monkeypatch.setattr(backward, "_step_backward", broken)
     rng = np.random.default_rng(6)
-    rows = gradient_check(
-        rng.standard_normal(3), rng.standard_normal(2), np.ones(2), random_cell(rng, 3, 2)
-    )
+    cell = LSTMParams(**random_cell(rng, 3, 2))
+    rows = gradient_check(cell, rng.standard_normal(3), rng.standard_normal(2), np.ones(2))
     bad = {r.name for r in rows if r.rel_error > 1e-3}
     assert bad == {"dc_prev"}
 
 
 def test_gradient_check_samples_large_arrays():
     rng = np.random.default_rng(7)
-    cell = random_cell(rng, 6, 5)
-    rows = gradient_check(rng.standard_normal(6), np.zeros(5), np.zeros(5), cell, max_entries=7)
+    cell = LSTMParams(**random_cell(rng, 6, 5))
+    rows = gradient_check(cell, rng.standard_normal(6), np.zeros(5), np.zeros(5), max_entries=7)
     by_name = {r.name: r for r in rows}
     assert by_name["dWf"].checked == 7 and by_name["dWf"].size == 55
     assert by_name["dbf"].checked == 5
@@ -197,9 +201,9 @@ def test_gradient_check_samples_large_arrays():
 
 def test_float32_inputs_give_float32_gradients():
     rng = np.random.default_rng(8)
-    cell = {k: v.astype(np.float32) for k, v in random_cell(rng, 3, 2).items()}
+    cell = LSTMParams(**random_cell(rng, 3, 2)).astype(np.float32)
     x = rng.standard_normal(3).astype(np.float32)
-    g = lstm_step_backward(x, np.zeros(2, np.float32), np.zeros(2, np.float32), **cell)
+    g = lstm_step_backward(cell, x, np.zeros(2, np.float32), np.zeros(2, np.float32))
     assert all(v.dtype == np.float32 for v in g.grads.values())
 
 
@@ -207,10 +211,10 @@ def test_upstream_of_the_wrong_shape_is_refused():
     rng = np.random.default_rng(9)
     with pytest.raises(ValueError, match="dh_next"):
         lstm_step_backward(
+            LSTMParams(**random_cell(rng, 3, 2)),
             rng.standard_normal(3),
             np.zeros(2),
             np.zeros(2),
-            **random_cell(rng, 3, 2),
             dh_next=np.ones(5),
         )
 
@@ -236,7 +240,7 @@ def test_cli_grad_of_the_notebook_cell_with_check():
         assert row["checked"] == row["size"]
     cell = notebook_default()
     assert cell.example is not None
-    g = lstm_step_backward(**cell.example.arrays(), **cell.params.arrays())
+    g = lstm_step_backward(cell.params, **cell.example.arrays())
     for name in STEP_GRAD_NAMES:
         np.testing.assert_allclose(out["grads"][name], g[name], rtol=1e-15)
 
@@ -252,9 +256,9 @@ def test_cli_grad_sequence_with_upstreams_and_outputs(in_tmp):
     out = grad_json(*args, "--check", "--out", "g.npz")
     assert list(out["grads"]) == list(SEQUENCE_GRAD_NAMES)
     assert out["check"]["ok"] is True
-    cell = notebook_default().params.arrays()
+    cell = notebook_default().params
     g = lstm_sequence_backward(
-        xs, np.zeros((2, 4)), np.zeros((2, 4)), cell, dc_next=np.array([0.5, -1, 0, 2]), dhs=dhs
+        cell, xs, np.zeros((2, 4)), np.zeros((2, 4)), dc_next=np.array([0.5, -1, 0, 2]), dhs=dhs
     )
     with np.load(in_tmp / "g.npz") as saved:
         for name in SEQUENCE_GRAD_NAMES:
@@ -297,3 +301,43 @@ def test_cli_grad_check_can_fail():
     assert result.exit_code == 1
     assert "gradient check failed" in result.stderr
     assert json.loads(result.stdout)["check"]["ok"] is False
+
+
+# --------------------------------------------------------------------------- the input limit
+
+LIMIT_MESSAGE = "over the 1 MiB input limit; raise it with --max-input-mb"
+
+
+def big_json(path, shape) -> None:
+    """A JSON array of ``shape`` (numbers with many digits), about 3 MB on disk."""
+    path.write_text(json.dumps(np.full(shape, 0.123456789).tolist()))
+    assert path.stat().st_size > 3_000_000
+
+
+def assert_refused_over_limit(folder, args: list[str], name: str) -> None:
+    """``grad`` with ``--max-input-mb 1`` exits 2 naming the file ``name``, its size (3 MiB)
+    and the limit, and writes nothing (not even the --out file)."""
+    before = sorted(p.name for p in folder.iterdir())
+    result = runner.invoke(app, ["grad", *args, "--max-input-mb", "1", "--out", "g.npz"])
+    assert result.exit_code == 2, result.output
+    assert f"{name}: 3 MiB, {LIMIT_MESSAGE}" in result.stderr, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_grad_refuses_large_xs(in_tmp):
+    np.save(in_tmp / "big.npy", np.zeros((37_500, 10)))  # (T, F) float64: 3 MB
+    assert (in_tmp / "big.npy").stat().st_size > 3_000_000
+    assert_refused_over_limit(in_tmp, ["--xs", "big.npy"], "big.npy")
+
+
+def test_grad_refuses_large_dhs(in_tmp):
+    np.save(in_tmp / "xs.npy", np.zeros((3, 10)))  # small: only dhs is over the limit
+    big_json(in_tmp / "big.json", (60_000, 4))
+    assert_refused_over_limit(in_tmp, ["--xs", "xs.npy", "--dhs", "big.json"], "big.json")
+
+
+def test_grad_refuses_large_x(in_tmp):
+    big_json(in_tmp / "big.json", (25_000, 10))
+    assert_refused_over_limit(in_tmp, ["--x", "big.json"], "big.json")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +22,8 @@ from lstm_cli.backward import (
 )
 from lstm_cli.cli import app
 from lstm_cli.core import lstm_step_variant
-from lstm_cli.fileio import save_param_set
+from lstm_cli.io.paramfiles import save_param_set
+from lstm_cli.params import LSTMParams
 
 from .conftest import random_cell
 from .test_backward import numeric_grads, rel_error
@@ -78,6 +78,12 @@ def kwargs(variant) -> dict:
     return {"clip": variant[1], "input_forget": variant[2]}
 
 
+def as_cell(arrays, variant) -> LSTMParams:
+    """The cell of ``arrays`` (the eight, and Pi, Pf, Po when present) with the variant's
+    clip and input_forget; its arrays are those of ``arrays`` (float64, not copied)."""
+    return LSTMParams.from_mapping(arrays, **kwargs(variant))
+
+
 def names_for(base, variant) -> tuple[str, ...]:
     return base + (tuple("d" + k for k in PEEP) if variant[0] else ())
 
@@ -104,7 +110,8 @@ def test_variant_step_gradients_match_central_differences(variant, F, H, batch, 
                                   variant)  # fmt: skip
         return float(np.sum(dh * h_next) + np.sum(dc * c_next))
 
-    g = lstm_step_backward(**arrays, dh_next=dh, dc_next=dc, **kwargs(variant))
+    g = lstm_step_backward(as_cell(arrays, variant), arrays["x_t"], arrays["h_prev"],
+                           arrays["c_prev"], dh_next=dh, dc_next=dc)  # fmt: skip
     assert tuple(g.grads) == names_for(STEP_GRAD_NAMES, variant)
     numeric = numeric_grads(loss, arrays)
     for name in g.grads:
@@ -145,8 +152,8 @@ def test_variant_bptt_gradients_match_central_differences(variant):
         return total + float(np.sum(dh * h) + np.sum(dc * c))
 
     params = {k: v for k, v in arrays.items() if k not in ("xs", "h0", "c0")}
-    g = lstm_sequence_backward(arrays["xs"], arrays["h0"], arrays["c0"], params, dh, dc, dhs,
-                               **kwargs(variant))  # fmt: skip
+    g = lstm_sequence_backward(as_cell(params, variant), arrays["xs"], arrays["h0"],
+                               arrays["c0"], dh, dc, dhs)  # fmt: skip
     assert tuple(g.grads) == names_for(SEQUENCE_GRAD_NAMES, variant)
     numeric = numeric_grads(loss, arrays)
     for name in g.grads:
@@ -159,11 +166,11 @@ def test_variant_backward_is_not_the_plain_one():
     rng = np.random.default_rng(3)
     cell = variant_cell(rng, 3, 4, (True, None, False))
     x, h, c = rng.standard_normal(3), rng.standard_normal(4), rng.standard_normal(4)
-    plain = lstm_step_backward(x, h, c, **{n: cell[n] for n in PARAM_NAMES})
+    plain = lstm_step_backward(LSTMParams(**{n: cell[n] for n in PARAM_NAMES}), x, h, c)
     for variant in VARIANTS:
         kw = {k: cell[k] for k in PEEP} if variant[0] else {}
-        g = lstm_step_backward(x, h, c, **{n: cell[n] for n in PARAM_NAMES}, **kw,
-                               **kwargs(variant))  # fmt: skip
+        g = lstm_step_backward(as_cell({**{n: cell[n] for n in PARAM_NAMES}, **kw}, variant),
+                               x, h, c)  # fmt: skip
         assert not np.allclose(g["dWi"], plain["dWi"]), variant
 
 
@@ -173,8 +180,8 @@ def test_library_gradient_check_with_variants(variant, sequence):
     rng = np.random.default_rng(9 + VARIANTS.index(variant))
     cell = variant_cell(rng, 4, 3, variant)
     x = rng.standard_normal((3, 2, 4) if sequence else (2, 4))
-    rows = gradient_check(x, np.zeros(3), rng.standard_normal(3), cell, sequence=sequence,
-                          **kwargs(variant))  # fmt: skip
+    rows = gradient_check(as_cell(cell, variant), x, np.zeros(3), rng.standard_normal(3),
+                          sequence=sequence)  # fmt: skip
     base = SEQUENCE_GRAD_NAMES if sequence else STEP_GRAD_NAMES
     assert [r.name for r in rows] == list(names_for(base, variant))
     for r in rows:
@@ -187,15 +194,15 @@ def test_gradient_check_catches_a_missing_peephole_path(monkeypatch):
 
     real = backward._step_backward
 
-    def broken(r, weights, dh_next, dc_next, variant=backward.PLAIN):
-        dx, dh, dc_prev, grads = real(r, weights, dh_next, dc_next, variant)
+    def broken(r, cell, dh_next, dc_next):
+        dx, dh, dc_prev, grads = real(r, cell, dh_next, dc_next)
         dz_i = grads["dbi"]  # (H,), one example
-        return dx, dh, dc_prev - dz_i * variant.peepholes["Pi"], grads
+        return dx, dh, dc_prev - dz_i * cell.peepholes["Pi"], grads
 
     monkeypatch.setattr(backward, "_step_backward", broken)
     rng = np.random.default_rng(6)
-    cell = variant_cell(rng, 3, 2, (True, None, False))
-    rows = gradient_check(rng.standard_normal(3), rng.standard_normal(2), np.ones(2), cell)
+    cell = LSTMParams.from_mapping(variant_cell(rng, 3, 2, (True, None, False)))
+    rows = gradient_check(cell, rng.standard_normal(3), rng.standard_normal(2), np.ones(2))
     assert {r.name for r in rows if r.rel_error > 1e-3} == {"dc_prev"}
 
 
@@ -219,9 +226,9 @@ def test_cli_grad_on_a_clip_file_computes_the_clipped_cell(in_tmp: Path):
     assert out["check"]["ok"] is True
     ex = ps.example
     assert ex is not None
-    args: dict[str, Any] = {**ex.arrays(), **ps.params.arrays()}
-    g = lstm_step_backward(**args, clip=0.5)
-    plain = lstm_step_backward(**args)
+    plain_cell = LSTMParams.from_mapping(ps.params.arrays())
+    g = lstm_step_backward(plain_cell.with_variant(clip=0.5), **ex.arrays())
+    plain = lstm_step_backward(plain_cell, **ex.arrays())
     for name in STEP_GRAD_NAMES:
         np.testing.assert_allclose(out["grads"][name], g[name], rtol=1e-15)
     assert not np.allclose(out["grads"]["dWi"], plain["dWi"])
@@ -252,8 +259,8 @@ def test_cli_grad_sequence_with_a_variant(in_tmp: Path):
     np.save(in_tmp / "xs.npy", xs)
     out = grad_json("--params", "p.npz", "--xs", "xs.npy", "--check")
     assert out["check"]["ok"] is True
-    g = lstm_sequence_backward(xs, np.zeros((2, 3)), np.zeros((2, 3)), ps.params.all_arrays(),
-                               clip=2.0)  # fmt: skip
+    cell = LSTMParams.from_mapping(ps.params.all_arrays(), clip=2.0)
+    g = lstm_sequence_backward(cell, xs, np.zeros((2, 3)), np.zeros((2, 3)))
     for name in g.grads:
         np.testing.assert_allclose(out["grads"][name], g[name], rtol=1e-15)
 

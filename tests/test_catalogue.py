@@ -116,7 +116,7 @@ def test_rows_proven_elsewhere_name_a_real_test(row):
 
 
 def test_integer_params_are_cast_to_float64(bad):
-    from lstm_cli.fileio import load_param_set
+    from lstm_cli.io.paramfiles import load_param_set
 
     ps = load_param_set(bad / "int.npz")
     assert ps.params.Wf.dtype == np.float64

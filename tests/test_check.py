@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lstm_cli.check import GATES, LAYOUTS, check_function
 from lstm_cli.cli import app
-from lstm_cli.vectors import build_cases, default_count, load_vectors
+from lstm_cli.porting.check import SIGNATURES, check_function
+from lstm_cli.porting.signatures import GATE_LETTERS
+from lstm_cli.porting.vector_files import load_vectors
+from lstm_cli.porting.vectors import build_cases, default_count
 
 from . import ports
 from .conftest import ROOT
@@ -81,9 +83,11 @@ def test_naive_sigmoid_fails_only_where_it_overflows_or_rounds(at_root):
     assert any("overflow encountered in exp" in n for n in notes)
 
 
-@pytest.mark.parametrize("perm", [p for p in itertools.permutations(GATES) if p != GATES])
+@pytest.mark.parametrize(
+    "perm", [p for p in itertools.permutations(GATE_LETTERS) if p != GATE_LETTERS]
+)
 def test_every_gate_permutation_is_named_exactly(perm):
-    src = dict(zip(GATES, perm, strict=True))
+    src = dict(zip(GATE_LETTERS, perm, strict=True))
 
     def permuted(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
         W = {"f": Wf, "i": Wi, "o": Wo, "c": Wc}
@@ -94,26 +98,26 @@ def test_every_gate_permutation_is_named_exactly(perm):
             W[s["f"]], W[s["i"]], W[s["o"]], W[s["c"]], b[s["f"]], b[s["i"]], b[s["o"]], b[s["c"]],
         )  # fmt: skip
 
-    result = check_function(permuted, "permuted", CASES, LAYOUTS["seed"])
+    result = check_function(permuted, "permuted", CASES, SIGNATURES["seed"])
     assert not result.ok
     assert len(result.diagnoses) == 1
     d = result.diagnoses[0]
     assert d.culprit.startswith("gate order")
     assert d.explains == f"all {len(CASES)} cases"
-    moved = [g for g in GATES if src[g] != g]
+    moved = [g for g in GATE_LETTERS if src[g] != g]
     act = {"i": "i_t", "f": "f_t", "o": "o_t", "c": "c_t_candidate"}
     for g in moved:
         assert f"{act[g]} with W{src[g]}, b{src[g]}" in d.detail
 
 
-@pytest.mark.parametrize("gate", GATES)
+@pytest.mark.parametrize("gate", GATE_LETTERS)
 def test_every_missing_bias_is_named(gate):
     def no_bias(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
         b = {"f": bf, "i": bi, "o": bo, "c": bc}
         b[gate] = np.zeros_like(b[gate])
         return ports.correct(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, b["f"], b["i"], b["o"], b["c"])
 
-    result = check_function(no_bias, "no_bias", CASES, LAYOUTS["seed"])
+    result = check_function(no_bias, "no_bias", CASES, SIGNATURES["seed"])
     word = {"i": "input", "f": "forget", "o": "output", "c": "candidate"}[gate]
     assert [d.culprit for d in result.diagnoses] == [f"missing {word} bias"]
 
@@ -151,7 +155,7 @@ def test_the_onnx_layout_gets_both_halves_of_b_nonzero():
         seen.update(W=W, R=R, B=B, h=h)
         return ports.onnx_correct(x, h, c, W, R, B)
 
-    assert check_function(spy, "spy", CASES[:3], LAYOUTS["onnx"]).ok
+    assert check_function(spy, "spy", CASES[:3], SIGNATURES["onnx"]).ok
     H = seen["h"].shape[-1]
     assert seen["W"].ndim == 3 and seen["W"].shape[:2] == (1, 4 * H)
     assert seen["R"].shape == (1, 4 * H, H) and seen["B"].shape == (1, 8 * H)
@@ -165,7 +169,7 @@ def test_the_pytorch_layout_gets_two_nonzero_biases():
         seen.update(bias_ih=bias_ih, bias_hh=bias_hh, w=weight_ih)
         return ports.pytorch_correct(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
 
-    assert check_function(spy, "spy", CASES[:2], LAYOUTS["pytorch"]).ok
+    assert check_function(spy, "spy", CASES[:2], SIGNATURES["pytorch"]).ok
     assert np.all(seen["bias_ih"] != 0) and np.all(seen["bias_hh"] != 0)
 
 
@@ -355,6 +359,43 @@ def test_bad_results_files_are_refused(vec_dir, in_tmp, content, message):
     assert len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("which", ["manifest", "case", "results"])
+def test_check_vectors_obeys_the_input_limit(vec_dir, in_tmp, which):
+    """--max-input-mb holds for the manifest, every case file and the results file: each is
+    refused at 2 MB under a 1 MiB limit (and passes under the default one)."""
+    (in_tmp / "r.json").write_text(json.dumps(port_results(vec_dir, ports.correct)))
+    path = {
+        "manifest": vec_dir / "manifest.json",
+        "case": vec_dir / "case_001_small_float64.json",
+        "results": in_tmp / "r.json",
+    }[which]
+    obj = json.loads(path.read_text())
+    obj["implementation" if which == "results" else "padding"] = "x" * (2 << 20)
+    path.write_text(json.dumps(obj))
+    assert path.stat().st_size > 2 << 20
+    result = run_check("--vectors", "v", "--results", "r.json", "--max-input-mb", "1")
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"Error: {path.relative_to(in_tmp)}: 2 MiB, over the 1 MiB input limit; "
+        "raise it with --max-input-mb\n"
+    )
+    assert result.stdout == ""
+    assert run_check("--vectors", "v", "--results", "r.json", "--json").exit_code == 0
+
+
+def test_a_missing_vectors_folder_names_the_command_only_on_the_command_line(in_tmp):
+    from lstm_cli.errors import Hint, InputError
+
+    (in_tmp / "r.json").write_text("{}")
+    result = run_check("--vectors", "nowhere", "--results", "r.json")
+    assert result.exit_code == 2
+    assert result.output == "Error: nowhere: no such folder (make one with: lstm-cell vectors)\n"
+    with pytest.raises(InputError, match="no such folder") as info:
+        load_vectors(in_tmp / "nowhere")
+    assert info.value.hint is Hint.MAKE_VECTORS
+    assert "lstm-cell" not in info.value.message
+
+
 def test_vectors_variants_hook_skips_unknown_variants(vec_dir):
     manifest = json.loads((vec_dir / "manifest.json").read_text())
     manifest["cases"][1]["variant"] = "peephole_someday"
@@ -383,7 +424,7 @@ def test_two_bugs_at_once_are_not_misnamed():
     def two_bugs(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
         return ports.no_tanh_on_c(x_t, h_prev, c_prev, Wi, Wf, Wo, Wc, bi, bf, bo, bc)
 
-    result = check_function(two_bugs, "two_bugs", CASES, LAYOUTS["seed"])
+    result = check_function(two_bugs, "two_bugs", CASES, SIGNATURES["seed"])
     assert not result.ok
     assert [d.culprit for d in result.diagnoses] == ["c_next: input, forget or candidate gate"]
     assert "no known mistake matches" in result.diagnoses[0].explains

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lstm_cli.cli import app
-from lstm_cli.fileio import load_param_set
+from lstm_cli.io.paramfiles import load_param_set
 from tests.conftest import notebook_arrays
 
 runner = CliRunner()

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from lstm_cli import LSTMParams, init_params, run_sequence
 from lstm_cli.cli import app
-from lstm_cli.fileio import save_npz, save_param_set
+from lstm_cli.io.atomic import save_npz
+from lstm_cli.io.paramfiles import save_param_set
 from tests.conftest import ROOT
 
 runner = CliRunner()

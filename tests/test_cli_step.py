@@ -86,7 +86,7 @@ def test_x_alone_means_zero_state():
     a = notebook_arrays()
     from lstm_cli import lstm_step
 
-    h, c = lstm_step(
+    h, _c = lstm_step(
         a["x_t"],
         np.zeros(4),
         np.zeros(4),

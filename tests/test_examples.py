@@ -48,9 +48,9 @@ def inputs_exist(args: list[str]) -> bool:
             continue
         if ":" in arg and not arg.startswith("-"):  # check MODULE:FUNCTION
             return False
-        if "/" in arg or arg.endswith((".npz", ".npy", ".json", ".py")):
-            if not Path(arg).exists():
-                return False
+        is_path = "/" in arg or arg.endswith((".npz", ".npy", ".json", ".py"))
+        if is_path and not Path(arg).exists():
+            return False
     return True
 
 

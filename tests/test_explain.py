@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from lstm_cli import init_params, notebook_default
 from lstm_cli.cli import app
-from lstm_cli.explain import explain_lines, explain_text, num, wrap
-from lstm_cli.fileio import save_param_set
+from lstm_cli.io.paramfiles import save_param_set
+from lstm_cli.render.explain import explain_lines, explain_text, num, wrap
 
 runner = CliRunner()
 ANSI = re.compile(r"\x1b\[")
@@ -137,20 +137,33 @@ def test_num_formats():
 
 
 def test_step_json_still_does_not_import_rich():
-    """The new commands register at import time; they must not make `step --json` slower."""
+    """Commands are imported only when invoked: `step --json` never loads the others."""
     import subprocess
     import sys
 
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "lstm_cli", "step", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
+    script = (
+        "import sys\n"
+        "from lstm_cli.cli import main\n"
+        "sys.argv = ['lstm-cell', 'step', '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
     )
-    imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines()]
-    assert "lstm_cli.cli_learn" in imported
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    imported = proc.stderr.split()
+    assert "lstm_cli.cli.step" in imported
     assert not [m for m in imported if m.startswith("rich")]
-    heavy = ("lstm_cli.backward", "lstm_cli.check", "lstm_cli.vectors", "lstm_cli.explain")
+    heavy = (
+        "lstm_cli.backward",
+        "lstm_cli.sequence",
+        "lstm_cli.porting.check",
+        "lstm_cli.porting.vectors",
+        "lstm_cli.render.explain",
+        "lstm_cli.cli.grad",
+        "lstm_cli.cli.check",
+        "lstm_cli.cli.run",
+    )
     assert not [m for m in imported if m in heavy]
 
 

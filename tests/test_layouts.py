@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_cli import fileio
-from lstm_cli.errors import InputError
+from lstm_cli.errors import Hint, InputError
+from lstm_cli.io import paramfiles
 from lstm_cli.layouts import choose_candidate, export_arrays, from_onnx, to_onnx
 from lstm_cli.params import LSTMParams
 
@@ -44,8 +44,8 @@ def roundtrip(params: LSTMParams, layout: str, tmp_path: Path, suffix: str, **kw
     meta = {"clip": params.clip_value} if params.clip_value is not None else None
     if params.coupled:
         meta = {**(meta or {}), "input_forget": True}
-    fileio.save_arrays(path, export_arrays(params, layout, **kw), meta, force=True)
-    return fileio.load_param_set(path).params
+    paramfiles.save_arrays(path, export_arrays(params, layout, **kw), meta, force=True)
+    return paramfiles.load_param_set(path).params
 
 
 @pytest.mark.parametrize("layout", ["native", "pytorch", "keras", "onnx"])
@@ -67,7 +67,7 @@ def test_pytorch_nn_lstm_names_round_trip(tmp_path: Path):
 def test_onnx_round_trip_keeps_the_variants(tmp_path: Path):
     p = cell(3, peepholes=True, clip=0.5, input_forget=True)
     back = roundtrip(p, "onnx", tmp_path, ".npz")
-    assert same_bits(p, back) and back.variant() == p.variant()
+    assert same_bits(p, back) and back.variant.switches() == p.variant.switches()
 
 
 def test_negative_zero_biases_survive(tmp_path: Path):
@@ -90,7 +90,7 @@ def test_round_trip_any_shape_in_memory(f: int, h: int, layout: str, seed: int):
     rng = np.random.default_rng(seed)
     p = LSTMParams.from_mapping(random_cell(rng, f, h))
     arrays = export_arrays(p, layout)
-    back = fileio._param_set_from(
+    back = paramfiles._param_set_from(
         set(arrays), arrays.__getitem__, lambda k: {}, "mem", None, None
     ).params
     assert same_bits(p, back)
@@ -123,7 +123,7 @@ def test_both_biases_are_summed_on_import(tmp_path: Path):
     split = np.linspace(-1, 1, 4 * H)
     t["bias_ih"], t["bias_hh"] = t["bias_ih"] - split, split
     savez(tmp_path / "t.npz", t)
-    back = fileio.load_param_set(tmp_path / "t.npz").params
+    back = paramfiles.load_param_set(tmp_path / "t.npz").params
     np.testing.assert_allclose(back.bf, p.bf, rtol=0, atol=1e-15)
     o = to_onnx(p)
     B = o["B"].copy()
@@ -136,7 +136,7 @@ def test_absent_biases_are_zeros(tmp_path: Path):
     p = cell(7)
     t = export_arrays(p, "pytorch")
     np.savez(tmp_path / "nobias.npz", weight_ih=t["weight_ih"], weight_hh=t["weight_hh"])
-    back = fileio.load_param_set(tmp_path / "nobias.npz").params
+    back = paramfiles.load_param_set(tmp_path / "nobias.npz").params
     np.testing.assert_array_equal(back.bi, np.zeros(H))
     np.testing.assert_array_equal(back.Wc, p.Wc)
 
@@ -148,7 +148,7 @@ def test_prefixed_keys_are_found(tmp_path: Path, prefix: str, layout: str):
     arrays = export_arrays(p, layout, prefix=prefix)
     arrays[prefix + "other_thing"] = np.ones(3)  # the rest of a model is ignored
     savez(tmp_path / "m.npz", arrays)
-    ps = fileio.load_param_set(tmp_path / "m.npz")
+    ps = paramfiles.load_param_set(tmp_path / "m.npz")
     assert same_bits(p, ps.params)
     if layout != "native":
         assert ps.meta["source_layout"] == layout and ps.meta["source_key_prefix"] == prefix
@@ -166,30 +166,31 @@ def _two_lstms(tmp_path: Path) -> Path:
 def test_several_lstms_are_listed(tmp_path: Path):
     path = _two_lstms(tmp_path)
     with pytest.raises(InputError) as e:
-        fileio.load_param_set(path)
+        paramfiles.load_param_set(path)
     msg = str(e.value)
     assert "holds 2 LSTMs" in msg and "'encoder.'" in msg and "'decoder.'" in msg
-    assert "--key-prefix" in msg
+    assert e.value.hint is Hint.PICK_PREFIX  # the CLI says: Choose one with --key-prefix
 
 
 @pytest.mark.parametrize("given", ["decoder.", "decoder"])
 def test_key_prefix_picks_one(tmp_path: Path, given: str):
-    ps = fileio.load_param_set(_two_lstms(tmp_path), key_prefix=given)
+    ps = paramfiles.load_param_set(_two_lstms(tmp_path), key_prefix=given)
     assert same_bits(ps.params, cell(10))
 
 
 def test_unknown_key_prefix_lists_what_is_there(tmp_path: Path):
     with pytest.raises(InputError, match="no LSTM with key prefix 'middle.' found; it holds") as e:
-        fileio.load_param_set(_two_lstms(tmp_path), key_prefix="middle.")
+        paramfiles.load_param_set(_two_lstms(tmp_path), key_prefix="middle.")
     assert "'encoder.'" in str(e.value)
 
 
 def test_two_layouts_under_one_prefix_need_from(tmp_path: Path):
     arrays = {**export_arrays(cell(11), "keras"), **export_arrays(cell(12), "onnx")}
     savez(tmp_path / "both.npz", arrays)
-    with pytest.raises(InputError, match="--from"):
-        fileio.load_param_set(tmp_path / "both.npz")
-    ps = fileio.load_param_set(tmp_path / "both.npz", layout="onnx")
+    with pytest.raises(InputError, match="holds 2 LSTMs") as e:
+        paramfiles.load_param_set(tmp_path / "both.npz")
+    assert e.value.hint is Hint.PICK_LAYOUT  # the CLI says: Choose one with --from
+    ps = paramfiles.load_param_set(tmp_path / "both.npz", layout="onnx")
     assert same_bits(ps.params, cell(12))
 
 
@@ -202,7 +203,7 @@ def test_nothing_found_says_what_is_missing():
 
 
 @pytest.mark.parametrize(
-    "arrays,message",
+    ("arrays", "message"),
     [
         (
             {"weight_ih": np.ones((8, 3)), "weight_hh": np.ones((8, 3))},
@@ -249,7 +250,7 @@ def test_nothing_found_says_what_is_missing():
 def test_bad_framework_arrays_are_refused(tmp_path: Path, arrays, message):
     savez(tmp_path / "bad.npz", arrays)
     with pytest.raises(InputError) as e:
-        fileio.load_param_set(tmp_path / "bad.npz")
+        paramfiles.load_param_set(tmp_path / "bad.npz")
     assert str(e.value).startswith(str(tmp_path / "bad.npz"))
     assert message in str(e.value)
 
@@ -265,8 +266,8 @@ def test_pickled_arrays_are_never_loaded(tmp_path: Path):
     t = export_arrays(cell(14), "pytorch")
     savez(tmp_path / "p.npz", {**t, "evil": np.array([{"a": 1}], dtype=object)})
     # the LSTM's arrays are read, the object array never is
-    assert same_bits(fileio.load_param_set(tmp_path / "p.npz").params, cell(14))
+    assert same_bits(paramfiles.load_param_set(tmp_path / "p.npz").params, cell(14))
     t["weight_hh"] = np.array([None] * 8, dtype=object)
     savez(tmp_path / "q.npz", t)
     with pytest.raises(InputError, match="weight_hh is an object"):
-        fileio.load_param_set(tmp_path / "q.npz")
+        paramfiles.load_param_set(tmp_path / "q.npz")

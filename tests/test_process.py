@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import PARAMS_DIR, ROOT
 
+pytestmark = pytest.mark.slow  # real processes, some killed after a delay
 LSTM = [sys.executable, "-m", "lstm_cli"]
 # about 216 MB of weights: a second or two of drawing and writing to interrupt
 BIG_INIT = ["init", "--n-features", "3000", "--n-hidden", "1500", "--force", "--json"]

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from lstm_cli.cli import app
 from lstm_cli.errors import InputError
-from lstm_cli.fileio import load_param_set
-from lstm_cli.safeload import NpzReader, read_npy_bytes
+from lstm_cli.io.paramfiles import load_param_set
+from lstm_cli.io.safeload import NpzReader, read_npy_bytes
 from tests.conftest import PARAMS_DIR, notebook_arrays
 
 runner = CliRunner()

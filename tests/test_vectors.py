@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lstm_cli import vectors as vec
 from lstm_cli.cli import app
-from lstm_cli.vectors import SPECS, build_cases, default_count, load_vectors
+from lstm_cli.porting import vector_files
+from lstm_cli.porting.vector_files import load_vectors
+from lstm_cli.porting.vectors import SPECS, build_cases, default_count
 
 from .conftest import assert_notebook
 from .reference import reference_step
@@ -166,7 +167,7 @@ def test_a_failed_write_leaves_nothing_behind(in_tmp, monkeypatch):
             raise OSError(28, "No space left on device")
         real(src, dst)
 
-    monkeypatch.setattr(vec.os, "replace", flaky)
+    monkeypatch.setattr(vector_files.os, "replace", flaky)
     result = write("v", "--count", "2")
     assert result.exit_code == 1
     assert "No space left" in result.output

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lstm_cli.cli import app
-from lstm_cli.vectors import VARIANT_SPECS, build_cases, load_vectors
+from lstm_cli.porting.vector_files import load_vectors
+from lstm_cli.porting.vectors import VARIANT_SPECS, build_cases
 
 from .test_variants import onnx_reference
 

@@ -12,6 +12,7 @@ import pytest
 
 from lstm_cli import LSTMParams, to_pytorch
 from lstm_cli.backward import lstm_sequence_backward, lstm_step_backward
+from lstm_cli.params import PARAM_NAMES
 from tests.conftest import random_cell
 
 torch = pytest.importorskip("torch")
@@ -19,14 +20,14 @@ torch = pytest.importorskip("torch")
 
 def torch_arrays(cell: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """PyTorch's four arrays for ``cell``, the bias split into two non-zero halves."""
-    t = to_pytorch(LSTMParams(**cell))
+    t = to_pytorch(LSTMParams.from_mapping(cell))
     share = rng.standard_normal(t["bias_ih"].shape)
     return {**t, "bias_ih": t["bias_ih"] - share, "bias_hh": share}
 
 
 def as_torch_grads(grads) -> dict[str, np.ndarray]:
     """Our dW*/db* in PyTorch's layout (gate blocks i, f, g, o); both biases get db."""
-    g = to_pytorch(LSTMParams(**{n: grads["d" + n] for n in LSTMParams.__dataclass_fields__}))
+    g = to_pytorch(LSTMParams.from_mapping({n: grads["d" + n] for n in PARAM_NAMES}))
     return {**g, "bias_hh": g["bias_ih"]}
 
 
@@ -54,7 +55,7 @@ def test_step_gradients_match_autograd(batch, F, H):
     loss = (torch.from_numpy(dh) * h_next).sum() + (torch.from_numpy(dc) * c_next).sum()
     loss.backward()
 
-    g = lstm_step_backward(x, h, c, **cell, dh_next=dh, dc_next=dc)
+    g = lstm_step_backward(LSTMParams(**cell), x, h, c, dh_next=dh, dc_next=dc)
     np.testing.assert_allclose(g.h_next, h_next.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(g["dx_t"], tx.grad.numpy(), rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(g["dh_prev"], th.grad.numpy(), rtol=1e-10, atol=1e-13)
@@ -88,7 +89,7 @@ def test_bptt_gradients_match_autograd(T, batch):
     )
     loss.backward()
 
-    g = lstm_sequence_backward(xs, h0, c0, cell, dh_next=dh, dc_next=dc, dhs=dhs)
+    g = lstm_sequence_backward(LSTMParams(**cell), xs, h0, c0, dh_next=dh, dc_next=dc, dhs=dhs)
     np.testing.assert_allclose(g.h_next, hT[0].detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(g["dxs"], txs.grad.numpy(), rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(g["dh0"], th0.grad.numpy()[0], rtol=1e-10, atol=1e-13)
@@ -161,14 +162,13 @@ def test_variant_gradients_match_autograd(variant, batch, T):
     loss = loss + (torch.from_numpy(dh) * h).sum() + (torch.from_numpy(dc) * c).sum()
     loss.backward()
 
-    kw = {"clip": clip, "input_forget": input_forget}
+    ours_cell = LSTMParams.from_mapping(cell, clip=clip, input_forget=input_forget)
+    assert ours_cell.has_peepholes == peep
     if T == 1:
-        peeps = {k: cell[k] for k in ("Pi", "Pf", "Po") if k in cell}
-        plain = {k: v for k, v in cell.items() if k not in peeps}
-        g = lstm_step_backward(xs[0], h0, c0, **plain, **peeps, dh_next=dh, dc_next=dc, **kw)
+        g = lstm_step_backward(ours_cell, xs[0], h0, c0, dh_next=dh, dc_next=dc)
         ours = {"x": g["dx_t"][None], "h0": g["dh_prev"], "c0": g["dc_prev"]}
     else:
-        g = lstm_sequence_backward(xs, h0, c0, cell, dh_next=dh, dc_next=dc, dhs=dhs, **kw)
+        g = lstm_sequence_backward(ours_cell, xs, h0, c0, dh_next=dh, dc_next=dc, dhs=dhs)
         ours = {"x": g["dxs"], "h0": g["dh0"], "c0": g["dc0"]}
     np.testing.assert_allclose(g.h_next, h.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(ours["x"], txs.grad.numpy(), rtol=1e-10, atol=1e-13)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_cli import fileio
+from lstm_cli.io import paramfiles
 from lstm_cli.layouts import export_arrays
 
 from .helpers import TOL64, B, F, H, T, inputs, make_cell, max_diff, run_sequence
@@ -75,10 +75,10 @@ def test_keras_made_weights_step_here_through_a_file(tmp_path: Path):
     assert np.all(bias != 0)
     path = tmp_path / "keras_lstm.npz"
     np.savez(path, **weights)
-    cell = fileio.load_param_set(path).params
+    cell = paramfiles.load_param_set(path).params
     X, h0, c0 = inputs(23)
-    Y, hT, cT = _run(layer, X, h0, c0)
-    Y_ref, h_ref, c_ref = run_sequence(cell, X, h0, c0)
+    Y, _hT, cT = _run(layer, X, h0, c0)
+    Y_ref, _h_ref, c_ref = run_sequence(cell, X, h0, c0)
     assert max_diff(Y, Y_ref) < TOL64
     assert max_diff(cT, c_ref) < TOL64
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_cli import fileio
+from lstm_cli.io import paramfiles
 from lstm_cli.layouts import export_arrays, from_onnx
 from lstm_cli.params import LSTMParams
 
@@ -137,7 +137,7 @@ def test_onnx_model_file_read_here_agrees_with_onnxruntime(name: str, tmp_path: 
     model = build_model(arrays, "float32", variant.get("clip"), variant.get("input_forget", False))
     path = tmp_path / "lstm.onnx"
     onnx.save(model, str(path))
-    cell = fileio.load_param_set(path).params
+    cell = paramfiles.load_param_set(path).params
     clip = variant.get("clip")
     assert cell.clip_value == (None if clip is None else float(np.float32(clip)))  # ONNX: float32
     assert cell.coupled == variant.get("input_forget", False)
@@ -199,7 +199,7 @@ def test_torch_onnx_export_of_nn_lstm_is_read_here(tmp_path: Path):
     with warnings.catch_warnings():  # the legacy exporter's own deprecation notices, not ours
         warnings.simplefilter("ignore")
         torch.onnx.export(lstm, args, str(path), dynamo=False)
-    cell = fileio.load_param_set(path).params
+    cell = paramfiles.load_param_set(path).params
     with torch.no_grad():
         Y_torch = lstm(*args)[0].numpy()
     Y_ref = run_sequence(cell.astype("float64"), *(a.astype("float64") for a in (X, h0, c0)))[0]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lstm_cli import fileio
 from lstm_cli.cli import app
 from lstm_cli.errors import InputError
+from lstm_cli.io import paramfiles
 from lstm_cli.layouts import export_arrays
 
 from .helpers import F, H, make_cell
@@ -47,8 +47,8 @@ def save_model(
 def test_reads_w_r_b_p_and_attributes(tmp_path: Path):
     cell = make_cell(1, peepholes=True).astype("float32")
     save_model(tmp_path / "m.onnx", export_arrays(cell, "onnx"), clip=2.5, input_forget=1)
-    ps = fileio.load_param_set(tmp_path / "m.onnx")
-    assert ps.params.variant() == {"peepholes": True, "clip": 2.5, "input_forget": True}
+    ps = paramfiles.load_param_set(tmp_path / "m.onnx")
+    assert ps.params.variant.switches() == {"peepholes": True, "clip": 2.5, "input_forget": True}
     assert ps.meta["onnx_node"] == "lstm0" and ps.meta["source_layout"] == "onnx"
     for k, v in cell.all_arrays().items():
         assert ps.params.all_arrays()[k].tobytes() == v.tobytes()
@@ -60,19 +60,18 @@ def test_convert_an_onnx_model_to_native_and_to_pytorch(tmp_path: Path):
     out = tmp_path / "t.safetensors"
     result = runner.invoke(app, ["convert", str(tmp_path / "m.onnx"), str(out), "--to", "pytorch"])
     assert result.exit_code == 0, result.output
-    back = fileio.load_param_set(out).params
+    back = paramfiles.load_param_set(out).params
     assert back.Wc.tobytes() == cell.Wc.tobytes()
 
 
 def test_node_name_picks_an_lstm(tmp_path: Path):
     save_model(tmp_path / "m.onnx", export_arrays(make_cell(3), "onnx"), n_nodes=2)
-    assert (
-        fileio.load_param_set(tmp_path / "m.onnx", key_prefix="lstm1").meta["onnx_node"] == "lstm1"
-    )
+    ps = paramfiles.load_param_set(tmp_path / "m.onnx", key_prefix="lstm1")
+    assert ps.meta["onnx_node"] == "lstm1"
     with pytest.raises(
         InputError, match="no LSTM node named 'lstm7' \\(LSTM nodes: 'lstm0', 'lstm1'\\)"
     ):
-        fileio.load_param_set(tmp_path / "m.onnx", key_prefix="lstm7")
+        paramfiles.load_param_set(tmp_path / "m.onnx", key_prefix="lstm7")
 
 
 def _arrays() -> dict[str, np.ndarray]:
@@ -80,7 +79,7 @@ def _arrays() -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    "kwargs,message",
+    ("kwargs", "message"),
     [
         ({"direction": "reverse"}, "direction 'reverse'; only 'forward' is read"),
         ({"activations": ["Sigmoid", "Relu", "Tanh"]}, "uses activations"),
@@ -94,7 +93,7 @@ def _arrays() -> dict[str, np.ndarray]:
 def test_refused_models(tmp_path: Path, kwargs: dict[str, Any], message: str):
     save_model(tmp_path / "m.onnx", _arrays(), **kwargs)
     with pytest.raises(InputError) as e:
-        fileio.load_param_set(tmp_path / "m.onnx")
+        paramfiles.load_param_set(tmp_path / "m.onnx")
     assert str(e.value).startswith(str(tmp_path / "m.onnx"))
     assert message in str(e.value)
 
@@ -102,18 +101,18 @@ def test_refused_models(tmp_path: Path, kwargs: dict[str, Any], message: str):
 def test_refused_files(tmp_path: Path):
     (tmp_path / "junk.onnx").write_bytes(b"\xff\xff\xff garbage")
     with pytest.raises(InputError, match="junk.onnx: not a readable ONNX model"):
-        fileio.load_param_set(tmp_path / "junk.onnx")
+        paramfiles.load_param_set(tmp_path / "junk.onnx")
     graph = helper.make_graph([], "g", [], [])
     onnx.save(helper.make_model(graph), str(tmp_path / "empty.onnx"))
     with pytest.raises(InputError, match="empty.onnx: the model has no LSTM node"):
-        fileio.load_param_set(tmp_path / "empty.onnx")
+        paramfiles.load_param_set(tmp_path / "empty.onnx")
     nan = _arrays()
     nan["W"] = np.full_like(nan["W"], np.nan)
     save_model(tmp_path / "nan.onnx", nan)
     with pytest.raises(InputError, match="nan.onnx: W contains nan"):
-        fileio.load_param_set(tmp_path / "nan.onnx")
+        paramfiles.load_param_set(tmp_path / "nan.onnx")
     with pytest.raises(InputError, match="an .onnx model holds an onnx LSTM, not keras"):
-        fileio.load_param_set(tmp_path / "nan.onnx", layout="keras")
+        paramfiles.load_param_set(tmp_path / "nan.onnx", layout="keras")
 
 
 def test_external_data_is_not_followed(tmp_path: Path):
@@ -128,4 +127,4 @@ def test_external_data_is_not_followed(tmp_path: Path):
         size_threshold=0,
     )
     with pytest.raises(InputError, match="is stored in an external file, not read"):
-        fileio.load_param_set(tmp_path / "ext.onnx")
+        paramfiles.load_param_set(tmp_path / "ext.onnx")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lstm_cli import fileio
 from lstm_cli.cli import app
+from lstm_cli.io import paramfiles
 from lstm_cli.layouts import export_arrays
 from lstm_cli.params import LSTMParams
 
@@ -58,7 +58,7 @@ def test_torch_made_lstmcell_steps_here_through_a_file(tmp_path: Path):
     assert torch.all(state["bias_ih"] != 0) and torch.all(state["bias_hh"] != 0)
     path = tmp_path / "cell.safetensors"
     safetensors_torch.save_file(state, str(path))
-    cell = fileio.load_param_set(path).params
+    cell = paramfiles.load_param_set(path).params
     X, h0, c0 = inputs(3)
     h1, c1 = _torch_cell_step(module, X[0], h0, c0)
     r = cell.step(X[0], h0, c0)
@@ -96,9 +96,9 @@ def test_torch_made_nn_lstm_in_a_model_steps_here_through_the_cli(tmp_path: Path
     path = tmp_path / "model.safetensors"
     safetensors_torch.save_file(model.state_dict(), str(path))
     X, h0, c0 = inputs(6)
-    Y, hT, cT = _torch_lstm_run(model.lstm, X, h0, c0)
+    Y, _hT, cT = _torch_lstm_run(model.lstm, X, h0, c0)
     # the whole sequence through the library
-    cell = fileio.load_param_set(path).params
+    cell = paramfiles.load_param_set(path).params
     Y_ref, _, c_ref = run_sequence(cell, X, h0, c0)
     assert max_diff(Y, Y_ref) < TOL64 and max_diff(cT, c_ref) < TOL64
     # one step through the command line, key prefix "lstm." found by itself
@@ -117,7 +117,7 @@ def test_torch_made_nn_lstm_in_a_model_steps_here_through_the_cli(tmp_path: Path
 def test_cli_convert_output_loads_into_torch_strictly(tmp_path: Path):
     cell = make_cell(7)
     src = tmp_path / "native.npz"
-    fileio.save_arrays(src, cell.arrays(), None)
+    paramfiles.save_arrays(src, cell.arrays(), None)
     for names, module in (
         ("cell", torch.nn.LSTMCell(F, H, dtype=torch.float64)),
         ("lstm", torch.nn.LSTM(F, H, dtype=torch.float64)),
@@ -166,7 +166,7 @@ def test_a_wrong_gate_order_would_be_detected():
     assert max_diff(torch_h(cell, swap=True), ours) > 1e-3  # caught
 
     same = {k: cell.Wi for k in ("Wf", "Wi", "Wo", "Wc")} | {
-        k: 0 * cell.bi for k in "bf bi bo bc".split()
+        k: 0 * cell.bi for k in ["bf", "bi", "bo", "bc"]
     }
     weak = LSTMParams.from_mapping(same)
     ours_weak = weak.step(X[0], h0, c0).h_next
@@ -176,7 +176,7 @@ def test_a_wrong_gate_order_would_be_detected():
 def test_import_with_a_wrong_order_table_would_be_detected():
     """Reading torch's blocks with ONNX's order table (i, o, f, c) instead of torch's own
     (i, f, g, o) must disagree with torch, far beyond the tolerance."""
-    from lstm_cli.params import _from_blocks
+    from lstm_cli.layouts import _from_blocks
 
     torch.manual_seed(2)
     module = torch.nn.LSTMCell(F, H, dtype=torch.float64)

@@ -1,5 +1,5 @@
 """``lstm-cell convert``: weights from one layout (native, pytorch, keras, onnx) to another,
-exactly. Registered on the main app by an import at the bottom of :mod:`lstm_cli.cli`."""
+exactly."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import fileio
-from .cli import (
+from .options import (
     DEFAULT_MAX_INPUT_MB,
     ForceOpt,
     FromOpt,
@@ -20,12 +19,8 @@ from .cli import (
     Layout,
     MaxInputOpt,
     PrettyOpt,
-    _describe_variant,
-    _use_pretty,
-    app,
 )
-from .cli import _write_stdout as write_stdout
-from .params import variant_meta
+from .output import emit, use_pretty
 
 
 class PytorchNames(str, enum.Enum):
@@ -33,7 +28,6 @@ class PytorchNames(str, enum.Enum):
     lstm = "lstm"
 
 
-@app.command()
 def convert(
     src: Annotated[
         Path, typer.Argument(metavar="IN", help="Weights to read: .npz, .safetensors or .onnx.")
@@ -74,12 +68,14 @@ def convert(
     \b
         lstm-cell convert cell.npz torch_cell.safetensors --to pytorch
     """
-    use_pretty = _use_pretty(json_, pretty)
-    lay = None if layout is None else layout.value
-    param_set = fileio.load_param_set(src, max_input_mb << 20, layout=lay, key_prefix=key_prefix)
-    params = param_set.params
-    from .layouts import describe_arrays, export_arrays  # on use: start-up stays fast
+    from lstm_cli.io.paramfiles import load_param_set, save_arrays, save_param_set
+    from lstm_cli.layouts import export_arrays
+    from lstm_cli.render.reports import ConvertReport
 
+    pretty = use_pretty(json_, pretty)
+    lay = None if layout is None else layout.value
+    param_set = load_param_set(src, max_input_mb << 20, layout=lay, key_prefix=key_prefix)
+    params = param_set.params
     arrays = export_arrays(params, to.value, pytorch_names=pytorch_names.value)
     source_layout = param_set.meta.get("source_layout", "native")
     if to.value == "native":
@@ -88,27 +84,15 @@ def convert(
             meta["converted_from"] = {
                 k[len("source_") :]: v for k, v in param_set.meta.items() if k.startswith("source_")
             }
-        fileio.save_param_set(dst, dataclasses.replace(param_set, meta=meta), force=force)
+        save_param_set(dst, dataclasses.replace(param_set, meta=meta), force=force)
         if param_set.example is not None:
             arrays = {**arrays, **param_set.example.arrays()}
     else:
         # Only the framework's own arrays, so that load_state_dict / set_weights take the file
         # as it is; an ONNX cell's clip and input_forget go into meta (ONNX attributes).
-        meta = variant_meta(params) if to.value == "onnx" else {}
-        fileio.save_arrays(dst, arrays, meta or None, force=force)
-    summary: dict[str, Any] = {
-        "path": str(dst),
-        "from": source_layout,
-        "to": to.value,
-        "arrays": describe_arrays(arrays),
-        "variant": params.variant(),
-    }
-    if use_pretty:
-        from .render import init_view, print_view
-
-        shown = {"from": source_layout, "to": to.value}
-        if not params.is_plain:
-            shown["variant"] = _describe_variant(params).removeprefix("ONNX variant: ")
-        print_view(init_view(dst, arrays, shown))
-    else:
-        write_stdout(fileio.dumps(summary))
+        meta = params.variant.to_meta() if to.value == "onnx" else {}
+        save_arrays(dst, arrays, meta or None, force=force)
+    shown: dict[str, Any] = {"from": source_layout, "to": to.value}
+    if not params.is_plain:
+        shown["variant"] = params.variant.describe()
+    emit(ConvertReport(dst, arrays, {}, shown, source_layout, to.value, params), pretty)

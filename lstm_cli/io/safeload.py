@@ -17,10 +17,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import InputError
+from lstm_cli.errors import Hint, InputError
 
 NPY_MAGIC = b"\x93NUMPY"
-DEFAULT_MAX_BYTES = 256 << 20  # per array and per input stream; raised with --max-input-mb
+DEFAULT_MAX_BYTES = 256 << 20  # per array and per input stream (the one input limit)
 MAX_HEADER_BYTES = 10_000  # numpy's own default cap on a .npy header
 MAX_NPZ_MEMBERS = 4096
 
@@ -82,7 +82,8 @@ def read_npy(
     if n_bytes > max_bytes:
         raise InputError(
             f"{source}: {name} declares shape {shape} {dtype} ({mib(n_bytes)}), over the "
-            f"{mib(max_bytes)} limit; raise it with --max-input-mb"
+            f"{mib(max_bytes)} limit",
+            Hint.RAISE_INPUT_LIMIT,
         )
     if available is not None:
         left = available - (f.tell() - start)
@@ -153,7 +154,8 @@ class NpzReader:
         if info.file_size > self.max_bytes + MAX_HEADER_BYTES:
             raise InputError(
                 f"{self.source}: {name} inflates to {mib(info.file_size)}, over the "
-                f"{mib(self.max_bytes)} limit; raise it with --max-input-mb"
+                f"{mib(self.max_bytes)} limit",
+                Hint.RAISE_INPUT_LIMIT,
             )
         try:
             with self._zip.open(info) as f:

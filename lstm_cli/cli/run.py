@@ -1,6 +1,4 @@
-"""``lstm-cell run``: the cell over a whole sequence. Registers itself on the app of
-:mod:`lstm_cli.cli` (imported at the bottom of that module). Module-level imports stay light:
-Rich only inside the functions that draw."""
+"""``lstm-cell run``: the cell over a whole sequence, streamed from .npy in flat memory."""
 
 from __future__ import annotations
 
@@ -13,37 +11,22 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from . import fileio
-from .cli import (
-    DEFAULT_MAX_INPUT_MB,
-    ClipOpt,
-    COpt,
-    DType,
-    ForceOpt,
-    FromOpt,
-    HOpt,
-    InputForgetOpt,
-    JsonOpt,
-    KeyPrefixOpt,
-    MaxInputOpt,
-    NoClipOpt,
-    NoPeepholesOpt,
-    ParamsOpt,
-    PrettyOpt,
-    _cast_cell,
-    _load_cell,
-    _use_pretty,
-    _write_stdout,
-    app,
-)
-from .core import Array
-from .errors import InputError
-from .params import LSTMParams
+from lstm_cli.core import Array
+from lstm_cli.errors import OutputError
+from lstm_cli.io.arrays import cast_checked
+from lstm_cli.io.atomic import check_writable
+from lstm_cli.params import LSTMParams
+from lstm_cli.render.reports import RunReport
+
+from . import options as opt
+from .inputs import resolve_run_inputs
+from .output import emit, use_pretty
 
 PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
 
 if TYPE_CHECKING:
-    from .render import TimeBins
+    from lstm_cli.io.npystream import ArraySequence, NpyStream
+    from lstm_cli.render.run import TimeBins
 
 
 @contextmanager
@@ -52,26 +35,16 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
     if total < PROGRESS_MIN_STEPS or not sys.stderr.isatty():
         yield lambda n: None
         return
-    from .render import make_progress
+    from lstm_cli.render.console import make_progress
 
     with make_progress() as progress:
         task = progress.add_task("steps", total=total)
         yield lambda n: progress.advance(task, n)
 
 
-def _check_out(out: Path, force: bool) -> None:
-    """Refuse an output path that cannot be written before spending time on the run."""
-    if out.is_dir():
-        raise InputError(f"{out}: is a directory; give a file path to write")
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists; pass --force to overwrite it")
-    if not out.parent.is_dir():
-        raise InputError(f"{out}: folder {out.parent} does not exist")
-
-
 def _run_steps(
     cell: LSTMParams,
-    xs: fileio.NpyStream | fileio.ArraySequence,
+    xs: NpyStream | ArraySequence,
     states: dict[str, Array],
     T: int,
     B: int | None,
@@ -85,18 +58,19 @@ def _run_steps(
 ) -> tuple[Array, Array, dict[str, list[Array]], TimeBins | None, int]:
     """Step through xs chunk by chunk: (h_next, c_next, the kept sequences, heatmap bins,
     console width). Memory stays flat unless ``keep``."""
-    from .sequence import GATE_NAMES, default_chunk_steps, iter_sequence  # only when run
+    from lstm_cli.sequence import GATE_NAMES, default_chunk_steps, iter_sequence  # only when run
 
     H = cell.n_hidden
 
     def chunks(steps: int) -> Iterator[Array]:  # each chunk in dtype, refusing overflow
         for chunk in xs.chunks(steps, batch_first):
-            yield fileio.cast_checked(chunk, dtype, "xs", xs_source)
+            yield cast_checked(chunk, dtype, "xs", xs_source)
 
     bins = None
     width = 80
     if pretty:
-        from .render import HEATMAP_MAX_FULL_STEPS, TimeBins, console_width
+        from lstm_cli.render.console import console_width
+        from lstm_cli.render.run import HEATMAP_MAX_FULL_STEPS, TimeBins
 
         width = console_width()  # a column per step up to a few hundred, else bins of steps
         n_cols = T if T <= HEATMAP_MAX_FULL_STEPS else max(10, width - 12)
@@ -123,11 +97,9 @@ def _run_steps(
     return h_next, c_next, kept, bins, width
 
 
-@app.command()
+@opt.cell_options
 def run(
-    params: ParamsOpt = None,
-    layout: FromOpt = None,
-    key_prefix: KeyPrefixOpt = None,
+    source: opt.CellSource = opt.CellSource(),  # noqa: B008 (the cell options: see opt.cell_options)
     xs: Annotated[
         str | None,
         typer.Option(
@@ -136,13 +108,13 @@ def run(
             "for stdin. Default: stdin when piped.",
         ),
     ] = None,
-    h: HOpt = None,
-    c: COpt = None,
+    h: opt.HOpt = None,
+    c: opt.COpt = None,
     batch_first: Annotated[
         bool,
         typer.Option("--batch-first", help="A 3-D xs is (B, T, F), and saved sequences (B, T, H)."),
     ] = False,
-    dtype: Annotated[DType, typer.Option(help="Compute in this dtype.")] = DType.float64,
+    dtype: opt.DTypeOpt = opt.DType.float64,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -156,14 +128,10 @@ def run(
         int | None,
         typer.Option(min=1, help="Steps read and projected at once. Default: about 4 MiB of work."),
     ] = None,
-    clip: ClipOpt = None,
-    no_clip: NoClipOpt = False,
-    input_forget: InputForgetOpt = None,
-    no_peepholes: NoPeepholesOpt = False,
-    force: ForceOpt = False,
-    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
-    json_: JsonOpt = False,
-    pretty: PrettyOpt = False,
+    force: opt.ForceOpt = False,
+    max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
+    json_: opt.JsonOpt = False,
+    pretty: opt.PrettyOpt = False,
 ) -> None:
     """Run the LSTM cell over a sequence and print the final h_next and c_next.
 
@@ -180,66 +148,58 @@ def run(
     ONNX's variants stored in the params file (peepholes, clip, input_forget) are
     computed as in step; the variant options below change them.
     """
-    use_pretty = _use_pretty(json_, pretty)
+    pretty = use_pretty(json_, pretty)
     max_bytes = max_input_mb << 20
     if gates and out is None:
         raise typer.BadParameter("saves the gate sequences, so it needs --out PATH.npz", None,
                                  param_hint="--gates")  # fmt: skip
     if out is not None:
-        _check_out(out, force)
-    param_set, params_label = _load_cell(
-        params, max_bytes, layout, key_prefix, clip, no_clip, input_forget, no_peepholes
-    )
-    cell = _cast_cell(param_set.params, dtype.value, params_label)  # variants included
-    H, F = cell.n_hidden, cell.n_features
-    inputs, T, B = fileio.resolve_run_inputs(
-        xs, {"h_prev": h, "c_prev": c}, F, H, params_label, batch_first, max_bytes=max_bytes
-    )
+        check_writable(out, force)
+    param_set, label = opt.load_cell(source, max_bytes)
+    cell = opt.cast_cell(param_set.params, dtype.value, label)  # variants included
+    inputs, T, B = resolve_run_inputs(
+        xs, {"h_prev": h, "c_prev": c}, cell.n_features, cell.n_hidden, label, batch_first,
+        max_bytes=max_bytes,
+    )  # fmt: skip
     with closing(inputs.xs):  # closed on every way out, errors and Ctrl-C included
         states = {
-            k: fileio.cast_checked(v, dtype.value, k, inputs.sources[k])
-            for k, v in inputs.states.items()
+            k: cast_checked(v, dtype.value, k, inputs.sources[k]) for k, v in inputs.states.items()
         }
         h_next, c_next, kept, bins, width = _run_steps(
             cell, inputs.xs, states, T, B, batch_first, dtype.value, inputs.sources["xs"],
-            chunk_steps, keep=out is not None, gates=gates, pretty=use_pretty,
+            chunk_steps, keep=out is not None, gates=gates, pretty=pretty,
         )  # fmt: skip
-
     if not (np.all(np.isfinite(h_next)) and np.all(np.isfinite(c_next))):
-        raise InputError(
-            f"the result overflowed {dtype.value} (c_next is not finite): inputs too large",
-            exit_code=1,
+        raise OutputError(
+            f"the result overflowed {dtype.value} (c_next is not finite): inputs too large"
         )
     if out is not None:
-        arrays = {k: np.concatenate(v) for k, v in kept.items() if v}
-        if batch_first and B is not None:  # (T, B, H) -> (B, T, H), like the input
-            arrays = {k: np.swapaxes(v, 0, 1) for k, v in arrays.items()}
-        fileio.save_npz(out, {**arrays, "h_next": h_next, "c_next": c_next}, force=force)
+        _save_sequences(out, kept, h_next, c_next, batch_first and B is not None, force)
     state_shape = list(h_next.shape)
     shapes = {
         "xs": list(inputs.xs.shape),
-        "h_prev": list(inputs.states["h_prev"].shape) if "h_prev" in inputs.states else state_shape,
-        "c_prev": list(inputs.states["c_prev"].shape) if "c_prev" in inputs.states else state_shape,
+        **{k: list(inputs.states[k].shape) if k in inputs.states else state_shape
+           for k in ("h_prev", "c_prev")},
         "h_next": state_shape,
-    }
-    sources = {"h_prev": "zeros", "c_prev": "zeros", **inputs.sources, "params": params_label}
-    if use_pretty:
-        from .render import ShapeRow, print_view, run_view
+    }  # fmt: skip
+    sources = {"h_prev": "zeros", "c_prev": "zeros", **inputs.sources, "params": label}
+    notes = [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
+    report = RunReport(h_next, c_next, T, B, dtype.value, shapes, sources, out, notes, bins, width)
+    emit(report, pretty)
 
-        rows = [
-            ShapeRow(k, tuple(v), dtype.value, sources.get(k, "result")) for k, v in shapes.items()
-        ]
-        notes = [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
-        print_view(run_view(rows, h_next, c_next, bins, width, notes))
-        return
-    payload = {
-        "h_next": h_next.tolist(),
-        "c_next": c_next.tolist(),
-        "steps": T,
-        "batch": B,
-        "dtype": dtype.value,
-        "shapes": shapes,
-        "sources": sources,
-        "out": str(out) if out is not None else None,
-    }
-    _write_stdout(fileio.dumps(payload))
+
+def _save_sequences(
+    out: Path,
+    kept: dict[str, list[Array]],
+    h_next: Array,
+    c_next: Array,
+    batch_first: bool,
+    force: bool,
+) -> None:
+    """The kept sequences (T, ...), or (B, T, H) like a batch-first input, and the final state."""
+    from lstm_cli.io.atomic import save_npz
+
+    arrays = {k: np.concatenate(v) for k, v in kept.items() if v}
+    if batch_first:  # (T, B, H) -> (B, T, H), like the input
+        arrays = {k: np.swapaxes(v, 0, 1) for k, v in arrays.items()}
+    save_npz(out, {**arrays, "h_next": h_next, "c_next": c_next}, force=force)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .core import Array
+from lstm_cli.core import Array
+from lstm_cli.params import LSTMParams
+
+from .reports import variant_note
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from .backward import CheckRow
-    from .check import CheckResult
+    from lstm_cli.backward import CheckRow, Grads
+    from lstm_cli.porting.check import CheckResult
+    from lstm_cli.porting.vectors import Case
 
 MAX_VALUES_SHOWN = 8
 MAX_NOTES_SHOWN = 6
@@ -25,6 +31,75 @@ def _shape(shape: Sequence[int]) -> str:
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.1e}"
+
+
+STEP_LOSS = "sum(dh_next * h_next) + sum(dc_next * c_next)"
+SEQUENCE_LOSS = "sum_t sum(dhs[t] * h_t) + sum(dh_next * h_T) + sum(dc_next * c_T)"
+
+
+@dataclass
+class GradReport:
+    """The gradients of a step or a sequence, and the gradient check when it was run."""
+
+    grads: Grads
+    cell: LSTMParams
+    dtype: str
+    sources: Mapping[str, str]
+    notes: list[str] = field(default_factory=list)
+    sequence: bool = False
+    upstream_specs: Mapping[str, str | None] = field(default_factory=dict)
+    rows: Sequence[CheckRow] | None = None
+    check_tol: float = 1e-6
+
+    @property
+    def check_ok(self) -> bool:
+        """True unless the gradient check ran and an array's error is above the tolerance."""
+        return self.rows is None or all(r.rel_error <= self.check_tol for r in self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        g = self.grads
+        up = self.upstream_specs
+        payload: dict[str, Any] = {
+            "grads": {k: v.tolist() for k, v in g.grads.items()},
+            "h_next": g.h_next.tolist(),
+            "c_next": g.c_next.tolist(),
+            "loss": SEQUENCE_LOSS if self.sequence else STEP_LOSS,
+            "upstream": {
+                "dh_next": up.get("dh_next") or "ones",
+                "dc_next": up.get("dc_next") or "zeros",
+                **({"dhs": up.get("dhs")} if self.sequence else {}),
+            },
+            "shapes": {k: list(v.shape) for k, v in g.grads.items()},
+            "dtype": self.dtype,
+            "sources": dict(self.sources),
+            "variant": self.cell.variant.switches(),
+        }
+        if self.rows is not None:
+            payload["check"] = self._check_json()
+        return payload
+
+    def _check_json(self) -> dict[str, Any]:
+        from lstm_cli.backward import CHECK_EPS
+
+        return {
+            "method": f"central differences in float64, eps {CHECK_EPS:g}; rel_error = "
+            "||analytic - numerical|| / (||analytic|| + ||numerical||)",
+            "tolerance": self.check_tol,
+            "ok": self.check_ok,
+            "arrays": {
+                r.name: {
+                    "rel_error": r.rel_error,
+                    "max_abs_error": r.max_abs_error,
+                    "checked": r.checked,
+                    "size": r.size,
+                }
+                for r in self.rows or []
+            },
+        }
+
+    def view(self) -> RenderableType:
+        notes = [*self.notes, *variant_note(self.cell)]
+        return grad_view(self.grads.grads, notes, self.rows, self.check_tol)
 
 
 def grad_view(
@@ -124,3 +199,54 @@ def check_view(result: CheckResult) -> RenderableType:
         parts.append(Padding(Text(d.detail), (0, 0, 0, 2)))
         parts.append(Padding(Text(f"(explains {d.explains})", style="dim"), (0, 0, 0, 2)))
     return Group(*parts)
+
+
+@dataclass(frozen=True)
+class VectorsReport:
+    """What ``vectors`` wrote: the folder, the cases, the seed and the variants."""
+
+    path: Path
+    cases: Sequence[Case]
+    seed: int
+    variants: Sequence[str]
+    files: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "seed": self.seed,
+            "variants": list(self.variants),
+            "cases": [cs.name for cs in self.cases],
+            "files": self.files,
+        }
+
+    def view(self) -> RenderableType:
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(
+            title=f"Wrote {self.files} files to {self.path}",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+        )
+        table.add_column("case", no_wrap=True)
+        table.add_column("shape", no_wrap=True)
+        table.add_column("what")
+        for cs in self.cases:
+            table.add_row(cs.name, cs.shape_label(), Text(f"{cs.kind}: {cs.spec.description}"))
+        return table
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The verdict of ``check``: per case errors, the worst case, the diagnoses."""
+
+    result: CheckResult
+
+    def to_json(self) -> dict[str, Any]:
+        return self.result.to_json()
+
+    def view(self) -> RenderableType:
+        return check_view(self.result)

@@ -27,9 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from .check import Outcome
-from .errors import InputError
-from .fileio import parse_json, read_file
+from lstm_cli.errors import InputError
+from lstm_cli.io.jsonio import parse_json
+from lstm_cli.io.reader import read_file
+
+from .outcomes import Outcome
 from .vectors import Case
 
 MAX_RESULTS_BYTES = 256 * 1024 * 1024

@@ -1,0 +1,106 @@
+"""The ``lstm-cell`` group: a lazy registry of commands, the ``--version`` option, and the one
+place where errors become exit codes.
+
+Commands are listed here as ``"name" -> "module:function"`` and imported only when invoked
+(the lazy-loading pattern from Click's documentation), so ``lstm-cell step`` never pays for
+the other commands' modules. Each command module is parse, load, call, emit.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import typer
+import typer.main
+from typer.core import TyperGroup
+
+from lstm_cli.errors import LstmCellError
+
+from .output import render_error
+
+COMMANDS = {
+    "init": "lstm_cli.cli.init:init",
+    "step": "lstm_cli.cli.step:step",
+    "run": "lstm_cli.cli.run:run",
+    "convert": "lstm_cli.cli.convert:convert",
+    "grad": "lstm_cli.cli.grad:grad",
+    "vectors": "lstm_cli.cli.vectors:vectors",
+    "check": "lstm_cli.cli.check:check",
+}
+
+
+def load_command(name: str) -> Any:
+    """The click command of ``name``: its module imported, its function converted by Typer."""
+    module_name, function_name = COMMANDS[name].split(":")
+    function = getattr(importlib.import_module(module_name), function_name)
+    one = typer.Typer(add_completion=False, rich_markup_mode=None)
+    one.command(name)(function)
+    command = typer.main.get_command(one)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: builds a command when it is asked for; turns every
+    :class:`~lstm_cli.errors.LstmCellError` into one plain line on stderr and its exit code,
+    Ctrl-C into exit 130, for every command (CliRunner included)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            command = load_command(cmd_name)
+            self.add_command(command, cmd_name)
+        return command
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LstmCellError as e:
+            typer.echo(render_error(e), err=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("Interrupted.", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=LazyGroup,
+    name="lstm-cell",
+    no_args_is_help=True,
+    # Shell completion (--install-completion, --show-completion) is on: `import typer` loads
+    # its completion module either way (python -X importtime), so it adds no start-up cost.
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,  # locals would dump weight matrices and paths
+    rich_markup_mode=None,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"lstm-cell {version('lstm-cell')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the installed version and exit.",
+    ),
+) -> None:
+    """A reference LSTM cell in NumPy that shows every gate. Start with: lstm-cell step"""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="lstm-cell")

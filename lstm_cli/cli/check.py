@@ -1,0 +1,113 @@
+"""``lstm-cell check``: a port (a Python function, or a results file) against this cell."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lstm_cli.render.learn import CheckReport
+
+from .options import DEFAULT_MAX_INPUT_MB, JsonOpt, MaxInputOpt, PrettyOpt
+from .output import emit, use_pretty
+
+
+class Signature(str, enum.Enum):
+    """The signature of the user's function (``--layout``); ``seed`` is the native layout."""
+
+    seed = "seed"
+    pytorch = "pytorch"
+    keras = "keras"
+    onnx = "onnx"
+
+
+def check(
+    target: Annotated[
+        str | None,
+        typer.Argument(help="Your function as MODULE:FUNCTION (or path/to/file.py:FUNCTION)."),
+    ] = None,
+    layout: Annotated[
+        Signature,
+        typer.Option(help="Your function's signature: seed, pytorch, keras or onnx."),
+    ] = Signature.seed,
+    vectors_dir: Annotated[
+        Path | None, typer.Option("--vectors", help="Golden vectors folder (for --results).")
+    ] = None,
+    results: Annotated[
+        Path | None, typer.Option("--results", help="Your port's outputs on --vectors (JSON).")
+    ] = None,
+    count: Annotated[int, typer.Option(min=1, max=10_000, help="Number of cases.")] = 26,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the cases.")] = 0,
+    atol: Annotated[
+        float | None,
+        typer.Option(min=0, help="Absolute tolerance. Default: 1e-10 (float64), 2e-5 (float32)."),
+    ] = None,
+    rtol: Annotated[
+        float | None,
+        typer.Option(min=0, help="Relative tolerance. Default: 1e-8 (float64), 1e-4 (float32)."),
+    ] = None,
+    no_batch: Annotated[
+        bool, typer.Option("--no-batch", help="Only cases without a batch axis.")
+    ] = False,
+    max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
+    json_: JsonOpt = False,
+    pretty: PrettyOpt = False,
+) -> None:
+    """Check your LSTM cell against this one and name the likely bug when it disagrees.
+
+    Runs your Python function on generated cases (random, edge and extreme; float32 and
+    float64; with and without a batch), compares h_next and c_next, and reports per case the
+    max absolute and relative error, the worst case and the likely culprit (gate order,
+    [x, h] order, a missing bias, an overflowing sigmoid, ...). Exit 0 only if all agree.
+
+    \b
+        lstm-cell check my_lstm:lstm_step
+
+    \b
+        lstm-cell check my_torch_port:cell --layout pytorch
+
+    \b
+        lstm-cell check my_onnx_port:lstm --layout onnx
+
+    A port in another language runs the golden vectors (lstm-cell vectors) and writes its
+    outputs as JSON (see README), then:
+
+    \b
+        lstm-cell check --vectors vectors --results my_results.json
+    """
+    from lstm_cli.porting.check import SIGNATURES, check_function, check_outcomes
+    from lstm_cli.porting.usercode import load_function
+    from lstm_cli.porting.vectors import build_cases
+
+    pretty = use_pretty(json_, pretty)
+    if (vectors_dir is None) != (results is None):
+        raise typer.BadParameter("--vectors and --results go together")
+    if target is not None and vectors_dir is not None:
+        raise typer.BadParameter("give MODULE:FUNCTION or --vectors/--results, not both")
+    if target is None and vectors_dir is None:
+        raise typer.BadParameter("give MODULE:FUNCTION, or --vectors DIR --results FILE")
+    lay = SIGNATURES[layout.value]
+    if target is not None:
+        fn, label = load_function(target)
+        cases = build_cases(count, seed)
+        if no_batch:
+            cases = [cs for cs in cases if cs.batch is None]
+        result = check_function(fn, label, cases, lay, atol, rtol)
+    else:
+        assert vectors_dir is not None and results is not None
+        from lstm_cli.porting.results import load_results
+        from lstm_cli.porting.vector_files import load_vectors
+
+        cases = load_vectors(vectors_dir, max_input_mb << 20)
+        if no_batch:
+            cases = [cs for cs in cases if cs.batch is None]
+        outcomes = load_results(results, cases, max_input_mb << 20)
+        result = check_outcomes(str(results), lay, cases, outcomes, atol, rtol)
+    emit(CheckReport(result), pretty)
+    if not result.ok:
+        failed = sum(not r.ok for r in result.reports)
+        culprit = f"; likely culprit: {result.diagnoses[0].culprit}" if result.diagnoses else ""
+        typer.echo(f"{failed} of {len(result.reports)} cases disagree{culprit}", err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,190 @@
+"""Options shared by several commands, each declared once, and the loading every command
+does first: the params file (or the notebook's built-in cell) with the variant options
+applied, cast to the compute dtype."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from lstm_cli.init import NOTEBOOK_SEED, SCHEMES, notebook_default
+from lstm_cli.io.arrays import cast_checked
+from lstm_cli.io.reader import DEFAULT_MAX_INPUT_BYTES
+from lstm_cli.params import LAYOUTS, LSTMParams, ParamSet
+
+Scheme = enum.Enum("Scheme", {s: s for s in SCHEMES}, type=str)  # type: ignore[misc]
+Layout = enum.Enum("Layout", {s: s for s in LAYOUTS}, type=str)  # type: ignore[misc]
+
+
+class DType(str, enum.Enum):
+    float64 = "float64"
+    float32 = "float32"
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print compact JSON (default in a pipe).")]
+PrettyOpt = Annotated[
+    bool, typer.Option("--pretty", help="Print the Rich view (default on a terminal).")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+DEFAULT_MAX_INPUT_MB = DEFAULT_MAX_INPUT_BYTES >> 20
+MaxInputOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-input-mb",
+        min=1,
+        help="Refuse inputs larger than this: bytes on stdin, a JSON file, one array's data.",
+    ),
+]
+DTypeOpt = Annotated[DType, typer.Option(help="Compute in this dtype.")]
+FromOpt = Annotated[
+    Layout | None,
+    typer.Option("--from", help="Layout of the params file (default: detected from its keys)."),
+]
+KeyPrefixOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Prefix of the LSTM's keys (such as lstm. or model/lstm/) when the file holds "
+        "several; for an .onnx model, the LSTM node's name."
+    ),
+]
+ClipOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="ONNX cell clip: bound every pre-activation to (-C, C) before its activation.",
+    ),
+]
+ParamsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Params file (.npz, .safetensors or .onnx) in any layout: native (from init), "
+        "pytorch, keras or onnx; its ONNX variants included. Default: the notebook's seed-42 cell."
+    ),
+]
+XOpt = Annotated[
+    str | None, typer.Option("--x", help="x_t, (F,) or (B, F): .npy, .json, or - for stdin.")
+]
+HOpt = Annotated[
+    str | None,
+    typer.Option("--h", help="h_prev (h0 of a sequence), (H,) or (B, H). Default: zeros."),
+]
+COpt = Annotated[
+    str | None,
+    typer.Option("--c", help="c_prev (c0 of a sequence), (H,) or (B, H). Default: zeros."),
+]
+NoClipOpt = Annotated[bool, typer.Option("--no-clip", help="Ignore the file's clip.")]
+NoPeepholesOpt = Annotated[
+    bool, typer.Option("--no-peepholes", help="Ignore the file's peephole weights.")
+]
+InputForgetOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--input-forget/--no-input-forget",
+        help="ONNX's coupled input-forget gate, f_t = 1 - i_t (default: as the params file says).",
+    ),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSource:
+    """Where the cell comes from, as the options say: the params file (or None for the
+    notebook's cell), how to pick the LSTM in it, and the variant options."""
+
+    params: Path | None = None
+    layout: Layout | None = None
+    key_prefix: str | None = None
+    clip: float | None = None
+    no_clip: bool = False
+    input_forget: bool | None = None
+    no_peepholes: bool = False
+
+
+_CELL_OPTIONS = {
+    "params": ParamsOpt,
+    "layout": FromOpt,
+    "key_prefix": KeyPrefixOpt,
+    "clip": ClipOpt,
+    "no_clip": NoClipOpt,
+    "input_forget": InputForgetOpt,
+    "no_peepholes": NoPeepholesOpt,
+}
+_CELL_PARAMETERS = [
+    inspect.Parameter(
+        name,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        default=getattr(CellSource, name),
+        annotation=annotation,
+    )
+    for name, annotation in _CELL_OPTIONS.items()
+]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cell_options(command: F) -> F:
+    """Give ``command`` the cell options (--params, --from, --key-prefix, --clip, --no-clip,
+    --input-forget/--no-input-forget, --no-peepholes), declared once, here.
+
+    The command declares one parameter annotated :class:`CellSource`; on the command line it
+    becomes the seven options, and the command receives them as that one value.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    (name,) = [p.name for p in signature.parameters.values() if p.annotation is CellSource]
+    parameters: list[inspect.Parameter] = []
+    for p in signature.parameters.values():
+        parameters.extend(_CELL_PARAMETERS if p.name == name else [p])
+
+    @functools.wraps(command)
+    def with_source(**kwargs: Any) -> Any:
+        source = CellSource(**{k: kwargs.pop(k) for k in _CELL_OPTIONS})
+        return command(**kwargs, **{name: source})
+
+    with_source.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_source.__annotations__ = {p.name: p.annotation for p in parameters}
+    del with_source.__wrapped__  # Typer reads the signature above, not the command's
+    return with_source  # type: ignore[return-value]
+
+
+def load_params(
+    params: Path | None,
+    max_bytes: int,
+    layout: Layout | None = None,
+    key_prefix: str | None = None,
+) -> tuple[ParamSet, str]:
+    """The params file in any layout, or the notebook's cell; with a label for messages."""
+    if params is None:
+        if layout is not None or key_prefix is not None:
+            raise typer.BadParameter("--from and --key-prefix need --params")
+        return notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
+    from lstm_cli.io.paramfiles import load_param_set
+
+    lay = None if layout is None else layout.value
+    loaded = load_param_set(params, max_bytes, layout=lay, key_prefix=key_prefix)
+    return loaded, str(params)
+
+
+def load_cell(source: CellSource, max_bytes: int) -> tuple[ParamSet, str]:
+    """:func:`load_params`, then the variant options applied (--clip, --no-clip,
+    --input-forget/--no-input-forget, --no-peepholes): what step, run and grad compute with."""
+    if source.clip is not None and source.no_clip:
+        raise typer.BadParameter("--clip and --no-clip exclude each other")
+    param_set, label = load_params(source.params, max_bytes, source.layout, source.key_prefix)
+    cell = param_set.params.with_variant(
+        clip=source.clip,
+        input_forget=source.input_forget,
+        drop_clip=source.no_clip,
+        drop_peepholes=source.no_peepholes,
+    )
+    return dataclasses.replace(param_set, params=cell), label
+
+
+def cast_cell(cell: LSTMParams, dtype: str, label: str) -> LSTMParams:
+    """The cell with every array (peepholes included) in ``dtype``, refusing overflow."""
+    return cell.with_arrays(
+        {k: cast_checked(v, dtype, k, label) for k, v in cell.all_arrays().items()}
+    )

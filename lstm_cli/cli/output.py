@@ -1,0 +1,125 @@
+"""What a command prints: JSON or the Rich view (stdout), errors with the option that fixes
+them (stderr), and a reader that went away (``| head``) handled quietly."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+
+import typer
+
+from lstm_cli.errors import Hint, LstmCellError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import RenderableType
+
+    from lstm_cli.core import StepResult
+    from lstm_cli.params import LSTMParams
+
+# How the command line says what fixes an error; each text begins with its own separator.
+HINT_TEXT = {
+    Hint.RAISE_INPUT_LIMIT: "; raise it with --max-input-mb",
+    Hint.RAISE_INPUT_LIMIT_OR_STREAM: "; raise it with --max-input-mb, or pipe a .npy file "
+    "(streamed)",
+    Hint.FORCE: "; pass --force to overwrite it",
+    Hint.PICK_PREFIX: ". Choose one with --key-prefix",
+    Hint.PICK_LAYOUT: ". Choose one with --from",
+    Hint.GIVE_X: "; pass --x",
+    Hint.GIVE_INPUTS: "; pass --x (and --h, --c)",
+    Hint.GIVE_XS: "; pass --xs FILE",
+    Hint.NO_BATCH: "; for a function without batch support pass --no-batch",
+    Hint.PLAIN_VECTORS: "; a port without ONNX's variants takes: lstm-cell vectors --variants none",
+    Hint.LOOSEN_TOLERANCE: "; loosen --atol/--rtol if acceptable",
+    Hint.EXPORT_LAYOUT: "; use --to onnx or --to native",
+    Hint.MAKE_VECTORS: " (make one with: lstm-cell vectors)",
+}
+
+
+def render_error(e: LstmCellError) -> str:
+    """``Error: <message><what fixes it>``: the line a user sees."""
+    return f"Error: {e.message}{HINT_TEXT[e.hint] if e.hint is not None else ''}"
+
+
+def use_pretty(json_: bool, pretty: bool) -> bool:
+    """The Rich view on a terminal, JSON in a pipe; ``--json`` / ``--pretty`` force one."""
+    if json_ and pretty:
+        raise typer.BadParameter("--json and --pretty exclude each other")
+    if json_ or pretty:
+        return pretty
+    return sys.stdout.isatty()
+
+
+class Report(Protocol):
+    """A command's result: its JSON payload and its terminal view."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    def view(self) -> RenderableType: ...
+
+
+def emit(report: Report, pretty: bool) -> None:
+    """Print ``report`` as its Rich view or as one line of strict JSON."""
+    if pretty:
+        from lstm_cli.render.console import print_view
+
+        print_view(report.view())
+    else:
+        from lstm_cli.io.jsonio import dumps
+
+        write_stdout(dumps(report.to_json()))
+
+
+def write_stdout(text: str) -> None:
+    """Print the result; a reader that went away (``| head``) ends the command quietly, exit 1.
+
+    Written to the binary stream in a loop: with ``PYTHONUNBUFFERED`` set, stdout is a raw
+    file whose ``write`` may stop short when the reader closes the pipe, without an error,
+    and the broken pipe would go unnoticed (exit 0 with truncated output).
+    """
+    data = memoryview((text + "\n").encode())
+    out = getattr(sys.stdout, "buffer", None)
+    try:
+        if out is None:  # a text-only stream (some embedding): no partial writes to handle
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+            return
+        sys.stdout.flush()
+        while data:
+            written = out.write(data)
+            data = data[written if written is not None else len(data) :]
+        out.flush()
+    except BrokenPipeError:
+        quiet_broken_pipe()
+
+
+def quiet_broken_pipe() -> NoReturn:
+    """Exit 1 without a word when stdout's reader has gone (no second error at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise typer.Exit(1)
+
+
+def print_explanation(
+    result: StepResult, cell: LSTMParams, pretty: bool, notes: Sequence[str] = ()
+) -> None:
+    """``step --explain``: coloured on a terminal (``pretty``), plain text otherwise, at the
+    terminal's width (else ``COLUMNS``, else 80)."""
+    if pretty:
+        from lstm_cli.render.console import make_console
+        from lstm_cli.render.explain import explain_view
+
+        console = make_console()
+        console.print(explain_view(result, cell, console.width, notes), soft_wrap=True)
+        return
+    import shutil
+
+    from lstm_cli.render.explain import explain_text
+
+    width = shutil.get_terminal_size((80, 24)).columns
+    write_stdout("\n".join([*notes, explain_text(result, cell, width)]))

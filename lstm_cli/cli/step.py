@@ -1,0 +1,87 @@
+"""``lstm-cell step``: one LSTM step with every gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from lstm_cli.errors import OutputError
+from lstm_cli.io.arrays import cast_checked
+
+from . import options as opt
+from .inputs import resolve_step_inputs
+from .output import emit, print_explanation, use_pretty
+
+
+@opt.cell_options
+def step(
+    source: opt.CellSource = opt.CellSource(),  # noqa: B008 (the cell options: see opt.cell_options)
+    x: opt.XOpt = None,
+    h: opt.HOpt = None,
+    c: opt.COpt = None,
+    dtype: opt.DTypeOpt = opt.DType.float64,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
+    ] = None,
+    force: opt.ForceOpt = False,
+    max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
+    json_: opt.JsonOpt = False,
+    pretty: opt.PrettyOpt = False,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Walk through every equation with the numbers plugged in."),
+    ] = False,
+) -> None:
+    """Run one LSTM step and show every gate.
+
+    Inputs come from --x/--h/--c (.npy or JSON files, - for stdin), or a JSON object piped on
+    stdin; with none at all, the example inputs stored with the params are used, so
+
+    \b
+        lstm-cell step
+
+    prints the seed notebook's h_next and c_next. Piped JSON in, JSON out:
+
+    \b
+        echo '{"x": [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]}' | lstm-cell step | jq .h_next
+
+    --params takes PyTorch, Keras and ONNX weights too (layout detected from the keys):
+
+    \b
+        lstm-cell step --params lstm.safetensors --key-prefix lstm. --x x.json
+
+    --explain walks through the equations with the numbers plugged in (plain text in a pipe).
+    """
+    if explain and json_:
+        raise typer.BadParameter("--explain prints text; it excludes --json")
+    pretty = use_pretty(json_, pretty)
+    max_bytes = max_input_mb << 20
+    param_set, label = opt.load_cell(source, max_bytes)
+    found = resolve_step_inputs(
+        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label, max_bytes=max_bytes
+    )
+    cell = opt.cast_cell(param_set.params, dtype.value, label)
+    inputs = {
+        k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()
+    }
+    result = cell.step(inputs["x_t"], inputs["h_prev"], inputs["c_prev"])
+    if not (np.all(np.isfinite(result.h_next)) and np.all(np.isfinite(result.c_next))):
+        raise OutputError(
+            f"the result overflowed {dtype.value} (c_next is not finite): inputs too large"
+        )
+    notes = list(found.notes)
+    if out is not None:
+        from lstm_cli.io.atomic import save_npz
+
+        save_npz(out, result.arrays(), force=force)
+        notes.append(f"Saved every array of the result to {out}.")
+    if explain:
+        return print_explanation(result, cell, pretty, found.notes)
+    from lstm_cli.render.reports import StepReport
+
+    sources = {**found.sources, "params": label}
+    layout_read = param_set.meta.get("source_layout")
+    emit(StepReport(result, cell, dtype.value, sources, notes, layout_read), pretty)

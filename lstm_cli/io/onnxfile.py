@@ -1,0 +1,116 @@
+"""The LSTM node of an ONNX model: its initializers and attributes, read with the optional
+``onnx`` package."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lstm_cli.core import Array
+from lstm_cli.errors import InputError
+from lstm_cli.layouts import from_onnx
+from lstm_cli.params import FORMAT_VERSION, ParamSet
+
+from .arrays import as_float_array
+
+# ONNX LSTM inputs by position: X, W, R, B, sequence_lens, initial_h, initial_c, P.
+_ONNX_LSTM_INPUTS = {"W": 1, "R": 2, "B": 3, "P": 7}
+
+
+def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> ParamSet:
+    """The first LSTM node of an ONNX model (or the one named ``node_name``): its W, R, B, P
+    initializers and its clip / input_forget attributes. Needs the optional ``onnx`` package."""
+    try:
+        import onnx
+    except ImportError:
+        raise InputError(
+            f"{source}: reading .onnx models needs the onnx package (pip install onnx)"
+        ) from None
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as e:
+        raise InputError(f"{source}: not a readable ONNX model ({type(e).__name__})") from None
+    node = _lstm_node(model.graph, source, node_name)
+    label = f"{source}: LSTM node {node.name!r}" if node.name else f"{source}: LSTM node"
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    _check_attributes(attrs, label)
+    arrays = _initializers(model.graph, node, label, source)
+    clip = attrs.get("clip")
+    params = from_onnx(
+        arrays["W"],
+        arrays["R"],
+        arrays.get("B"),
+        arrays.get("P"),
+        clip=None if clip is None else float(clip),
+        input_forget=bool(attrs.get("input_forget", 0)),
+        source=label,
+    )
+    hidden_size = attrs.get("hidden_size")
+    if hidden_size is not None and hidden_size != params.n_hidden:
+        raise InputError(f"{label}: hidden_size is {hidden_size} but R holds H = {params.n_hidden}")
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "source_layout": "onnx",
+        "onnx_node": node.name,
+        "n_features": params.n_features,
+        "n_hidden": params.n_hidden,
+        **params.variant.to_meta(),
+    }
+    return ParamSet(params=params, meta=meta)
+
+
+def _lstm_node(graph: Any, source: str, node_name: str | None) -> Any:
+    """The first LSTM node of ``graph``, or the one named ``node_name``."""
+    lstms = [n for n in graph.node if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")]
+    if node_name is not None:
+        named = [n for n in lstms if n.name == node_name]
+        if not named:
+            names = ", ".join(repr(n.name) for n in lstms) or "none"
+            raise InputError(f"{source}: no LSTM node named {node_name!r} (LSTM nodes: {names})")
+        lstms = named
+    if not lstms:
+        raise InputError(f"{source}: the model has no LSTM node")
+    return lstms[0]
+
+
+def _check_attributes(attrs: dict[str, Any], label: str) -> None:
+    """Refuse what this cell does not compute: another direction, other activations."""
+    direction = attrs.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+    if direction != "forward":
+        raise InputError(f"{label} has direction {direction!r}; only 'forward' is read")
+    acts = [a.decode() if isinstance(a, bytes) else str(a) for a in attrs.get("activations", [])]
+    if acts and [a.lower() for a in acts] != ["sigmoid", "tanh", "tanh"]:
+        raise InputError(
+            f"{label} uses activations {acts}; this tool's cell is Sigmoid, Tanh, Tanh"
+        )
+    input_forget = attrs.get("input_forget", 0)
+    if input_forget not in (0, 1):
+        raise InputError(f"{label}: input_forget is {input_forget}, expected 0 or 1")
+
+
+def _initializers(graph: Any, node: Any, label: str, source: str) -> dict[str, Array]:
+    """W, R (required), B and P (optional) of ``node``, stored as initializers in the model."""
+    import onnx
+    from onnx import numpy_helper
+
+    initializers = {t.name: t for t in graph.initializer}
+    arrays: dict[str, Array] = {}
+    for name, position in _ONNX_LSTM_INPUTS.items():
+        input_name = node.input[position] if len(node.input) > position else ""
+        if not input_name:
+            if name in ("W", "R"):
+                raise InputError(f"{label} has no {name} input")
+            continue
+        tensor = initializers.get(input_name)
+        if tensor is None:
+            raise InputError(
+                f"{label}: {name} ({input_name!r}) is not an initializer stored in the model"
+            )
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            raise InputError(f"{label}: {name} is stored in an external file, not read")
+        try:
+            raw = numpy_helper.to_array(tensor)
+        except Exception as e:
+            raise InputError(f"{label}: {name} is unreadable ({type(e).__name__})") from None
+        arrays[name] = as_float_array(raw, name, source)
+    return arrays

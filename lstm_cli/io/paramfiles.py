@@ -1,0 +1,218 @@
+"""Params files in, validated, never unpickled: .npz, .safetensors and .onnx in any layout;
+and params files out (.npz or .safetensors), atomically."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lstm_cli.core import Array
+from lstm_cli.errors import Hint, InputError
+from lstm_cli.params import EXAMPLE_NAMES, FORMAT_VERSION, ExampleInputs, ParamSet, Variant
+
+from . import safeload
+from .arrays import as_float_array
+from .atomic import save_npz, write_bytes
+from .jsonio import reject_constant
+from .reader import NPY_MAGIC, check_readable, read_file
+
+SAFETENSORS_SUFFIX = ".safetensors"
+ONNX_SUFFIX = ".onnx"
+
+
+def _is_safetensors(head: bytes) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header."""
+    return len(head) > 9 and head[8:9] == b"{"
+
+
+def _parse_meta(raw: Any, source: str) -> dict[str, Any]:
+    try:
+        if isinstance(raw, np.ndarray):
+            if raw.dtype.kind != "U" or raw.ndim != 0:
+                raise ValueError
+            raw = str(raw)
+        loaded = json.loads(raw, parse_constant=reject_constant)
+        if not isinstance(loaded, dict):
+            raise ValueError
+        return loaded
+    except Exception:
+        raise InputError(f"{source}: meta is not a JSON object string") from None
+
+
+def load_param_set(
+    path: Path,
+    max_bytes: int = safeload.DEFAULT_MAX_BYTES,
+    *,
+    layout: str | None = None,
+    key_prefix: str | None = None,
+) -> ParamSet:
+    """Load a params file in any layout (native, pytorch, keras, onnx; see
+    :mod:`lstm_cli.layouts`) from a .npz, a .safetensors or an .onnx model, validated, never
+    unpickling. ``layout`` and ``key_prefix`` pick one LSTM when the file holds several.
+
+    Each array's header is checked (dtype, declared size against ``max_bytes`` and against
+    the bytes in the archive) before it is inflated: a zip bomb is refused, not expanded.
+    """
+    source = str(path)
+    check_readable(path)
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise InputError(f"{source}: empty file, not a .npz archive")
+    if path.suffix.lower() == ONNX_SUFFIX:
+        if layout not in (None, "onnx"):
+            raise InputError(f"{source}: an .onnx model holds an onnx LSTM, not {layout}")
+        from .onnxfile import load_onnx_model  # on use: needs the optional onnx package
+
+        return load_onnx_model(read_file(path, max_bytes), source, key_prefix)
+    if head.startswith(NPY_MAGIC):
+        raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
+    if _is_safetensors(head) or path.suffix.lower() == SAFETENSORS_SUFFIX:
+        return _load_safetensors(path, max_bytes, layout, key_prefix)
+    with safeload.NpzReader(path, max_bytes) as npz:
+        keys = set(npz.names)
+
+        def get(name: str) -> Array:
+            return as_float_array(npz.read(name), name, source)
+
+        def get_meta(name: str) -> dict[str, Any]:
+            return _parse_meta(npz.read(name), source)
+
+        return _param_set_from(keys, get, get_meta, source, layout, key_prefix)
+
+
+def _load_safetensors(
+    path: Path, max_bytes: int, layout: str | None, key_prefix: str | None
+) -> ParamSet:
+    """A .safetensors file through the safetensors package's NumPy API (never torch)."""
+    source = str(path)
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise InputError(
+            f"{source}: reading .safetensors needs the safetensors package "
+            "(pip install safetensors)"
+        ) from None
+    try:
+        handle = safe_open(str(path), framework="numpy")
+    except Exception as e:
+        raise InputError(f"{source}: not a readable .safetensors file ({e})") from None
+    with handle as f:
+        keys = set(f.keys())
+        metadata = f.metadata() or {}
+
+        def get(name: str) -> Array:
+            try:
+                n_bytes = int(np.prod(f.get_slice(name).get_shape(), dtype=np.int64)) * 8
+            except Exception as e:
+                raise InputError(f"{source}: {name} is corrupt ({e})") from None
+            if n_bytes > max_bytes:  # counted as 8-byte numbers: an upper bound
+                raise InputError(
+                    f"{source}: {name} holds {safeload.mib(n_bytes)} or more, over the "
+                    f"{safeload.mib(max_bytes)} limit",
+                    Hint.RAISE_INPUT_LIMIT,
+                )
+            try:
+                raw = f.get_tensor(name)
+            except TypeError as e:  # a dtype NumPy lacks, such as bfloat16
+                raise InputError(
+                    f"{source}: {name} has a dtype NumPy cannot hold ({e}); "
+                    "save it as float32 or float64"
+                ) from None
+            except Exception as e:
+                raise InputError(f"{source}: {name} is corrupt ({e})") from None
+            if raw.dtype.name == "bfloat16":  # only where ml_dtypes taught NumPy the type
+                raise InputError(
+                    f"{source}: {name} has a dtype NumPy cannot hold (bfloat16); "
+                    "save it as float32 or float64"
+                )
+            return as_float_array(raw, name, source)
+
+        def get_meta(name: str) -> dict[str, Any]:
+            return _parse_meta(metadata[name], source)
+
+        meta_keys = keys | ({"meta"} if "meta" in metadata else set())
+        return _param_set_from(meta_keys, get, get_meta, source, layout, key_prefix)
+
+
+def _param_set_from(
+    keys: set[str],
+    get: Callable[[str], Array],
+    get_meta: Callable[[str], dict[str, Any]],
+    source: str,
+    layout: str | None,
+    key_prefix: str | None,
+) -> ParamSet:
+    """The one LSTM among ``keys`` as a ParamSet (see :func:`load_param_set`)."""
+    from lstm_cli.layouts import choose_candidate, import_params
+
+    candidate = choose_candidate(keys - {"meta"}, source, layout, key_prefix)
+    meta_key = candidate.key("meta") if candidate.key("meta") in keys else "meta"
+    stored = get_meta(meta_key) if meta_key in keys else {}
+    clip, input_forget = Variant.switches_from_meta(stored, source)
+    params = import_params(candidate, get, keys, source, clip, input_forget)
+    example = None
+    if candidate.layout == "native" and candidate.key("x_t") in keys:
+        ex = {k: get(candidate.key(k)) for k in EXAMPLE_NAMES if candidate.key(k) in keys}
+        H, F = params.n_hidden, params.n_features
+        for k, want in (("x_t", (F,)), ("h_prev", (H,)), ("c_prev", (H,))):
+            ex.setdefault(k, np.zeros(want))
+            if ex[k].shape != want:
+                raise InputError(
+                    f"{source}: example input {k} has shape {ex[k].shape}, expected {want}"
+                )
+        example = ExampleInputs(**ex)
+    if candidate.layout == "native":
+        meta = stored
+    else:
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "source_layout": candidate.layout,
+            "source_key_prefix": candidate.prefix,
+            "n_features": params.n_features,
+            "n_hidden": params.n_hidden,
+            **params.variant.to_meta(),
+        }
+    return ParamSet(params=params, example=example, meta=meta)
+
+
+def save_arrays(
+    path: Path, arrays: Mapping[str, Array], meta: dict[str, Any] | None, force: bool = False
+) -> None:
+    """Save arrays (and ``meta`` as a JSON string, when given) atomically at exactly ``path``:
+    a .safetensors file when the name ends so (meta in its metadata), else an .npz (meta as
+    the 0-d string array ``meta``)."""
+    path = Path(path)
+    if path.suffix.lower() == ONNX_SUFFIX:
+        raise InputError(
+            f"{path}: writing .onnx models is not supported; write .npz or .safetensors"
+        )
+    if path.suffix.lower() != SAFETENSORS_SUFFIX:
+        out: dict[str, Any] = dict(arrays)
+        if meta is not None:
+            out["meta"] = np.array(json.dumps(meta, sort_keys=True))  # 0-d str, no pickle
+        save_npz(path, out, force)
+        return
+    try:
+        from safetensors.numpy import save
+    except ImportError:
+        raise InputError(
+            f"{path}: writing .safetensors needs the safetensors package (pip install safetensors)"
+        ) from None
+    tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    metadata = None if meta is None else {"meta": json.dumps(meta, sort_keys=True)}
+    write_bytes(path, save(tensors, metadata=metadata), force)
+
+
+def save_param_set(path: Path, param_set: ParamSet, force: bool = False) -> None:
+    """Write a params file: the eight arrays (and Pi, Pf, Po with peepholes), example inputs,
+    and ``meta`` as a JSON string holding the variant (clip, input_forget) when it is set.
+    A path ending in .safetensors writes that format, any other an .npz."""
+    arrays: dict[str, Any] = dict(param_set.params.all_arrays())
+    if param_set.example is not None:
+        arrays.update(param_set.example.arrays())
+    save_arrays(path, arrays, param_set.file_meta(), force)

@@ -1,0 +1,160 @@
+"""The results of ``init``, ``step``, ``run`` and ``convert`` as the command line shows them:
+each report has ``to_json()`` (the payload printed in a pipe) and ``view()`` (the Rich view
+on a terminal)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lstm_cli.core import Array, StepResult
+from lstm_cli.io.jsonio import json_list
+from lstm_cli.params import LSTMParams
+
+from .console import ShapeRow
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from .run import TimeBins
+
+# How a framework's weights were read, said under the step view.
+SOURCE_GATE_ORDERS = {
+    "pytorch": "PyTorch weights (gate blocks i, f, g, o; bias = bias_ih + bias_hh)",
+    "keras": "Keras weights (gate blocks i, f, c, o; kernel transposed)",
+    "onnx": "ONNX weights (gate blocks i, o, f, c; bias = Wb + Rb)",
+}
+STEP_INPUT_NAMES = ("x_t", "h_prev", "c_prev")
+
+
+def variant_note(cell: LSTMParams) -> list[str]:
+    """``["ONNX variant: ..."]`` for a cell with a variant, else nothing."""
+    return [] if cell.is_plain else [f"ONNX variant: {cell.variant.describe()}."]
+
+
+def shapes(arrays: Mapping[str, Array]) -> dict[str, list[int]]:
+    return {k: list(v.shape) for k, v in arrays.items()}
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What ``init`` (or ``convert``) wrote: the path, what to say about it, the arrays."""
+
+    path: Path
+    arrays: Mapping[str, Array]
+    meta: Mapping[str, Any]
+    shown: Mapping[str, Any] | None = None  # the view's description; default: meta
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "meta": dict(self.meta), "shapes": shapes(self.arrays)}
+
+    def view(self) -> RenderableType:
+        from .step import init_view
+
+        return init_view(self.path, dict(self.arrays), dict(self.shown or self.meta))
+
+
+@dataclass(frozen=True)
+class ConvertReport(InitReport):
+    """What ``convert`` wrote, from which layout to which."""
+
+    source_layout: str = "native"
+    layout: str = "native"
+    cell: LSTMParams | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "from": self.source_layout,
+            "to": self.layout,
+            "arrays": shapes(self.arrays),
+            "variant": None if self.cell is None else self.cell.variant.switches(),
+        }
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One step with every gate, its inputs' origins and the cell it ran."""
+
+    result: StepResult
+    cell: LSTMParams
+    dtype: str
+    sources: Mapping[str, str]  # per input name, and "params"
+    notes: Sequence[str] = ()
+    source_layout: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.result
+        arrays = r.arrays()
+        return {
+            "h_next": json_list(r.h_next),
+            "c_next": json_list(r.c_next),
+            "gates": {k: json_list(v) for k, v in r.gates.items()},
+            "pre_activations": {k: json_list(v) for k, v in r.pre_activations.items()},
+            "shapes": {
+                **shapes({k: arrays[k] for k in (*STEP_INPUT_NAMES, "u")}),
+                **shapes(self.cell.all_arrays()),
+            },
+            "dtype": self.dtype,
+            "sources": dict(self.sources),
+            "variant": self.cell.variant.switches(),
+        }
+
+    def rows(self) -> list[ShapeRow]:
+        """The shapes table: inputs, u, then the cell's arrays, each with its origin."""
+        arrays = self.result.arrays()
+        rows = [ShapeRow(k, arrays[k].shape, self.dtype, self.sources[k]) for k in STEP_INPUT_NAMES]
+        rows.append(ShapeRow("u = [h_prev, x_t]", self.result.u.shape, self.dtype, "concatenated"))
+        label = self.sources["params"]
+        cell = self.cell.all_arrays()
+        rows += [ShapeRow(k, v.shape, str(v.dtype), label) for k, v in cell.items()]
+        return rows
+
+    def view(self) -> RenderableType:
+        from .step import step_view
+
+        notes = [*self.notes, *variant_note(self.cell)]
+        if self.source_layout in SOURCE_GATE_ORDERS:
+            notes.append(f"Read as {SOURCE_GATE_ORDERS[self.source_layout]}.")
+        return step_view(self.result, self.rows(), notes)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A sequence's final state, its shapes and origins, and the heatmap bins of h."""
+
+    h_next: Array
+    c_next: Array
+    steps: int
+    batch: int | None
+    dtype: str
+    shapes: Mapping[str, list[int]]
+    sources: Mapping[str, str]
+    out: Path | None = None
+    notes: Sequence[str] = ()
+    bins: TimeBins | None = None
+    width: int = 80
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "h_next": self.h_next.tolist(),
+            "c_next": self.c_next.tolist(),
+            "steps": self.steps,
+            "batch": self.batch,
+            "dtype": self.dtype,
+            "shapes": dict(self.shapes),
+            "sources": dict(self.sources),
+            "out": None if self.out is None else str(self.out),
+        }
+
+    def view(self) -> RenderableType:
+        from .run import run_view
+
+        rows = [
+            ShapeRow(k, tuple(v), self.dtype, self.sources.get(k, "result"))
+            for k, v in self.shapes.items()
+        ]
+        return run_view(rows, self.h_next, self.c_next, self.bins, self.width, self.notes)

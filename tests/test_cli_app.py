@@ -1,0 +1,78 @@
+"""The group itself: --version, -h, the lazy registry, and how errors become exit codes."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lstm_cli.cli import app
+from lstm_cli.cli.app import COMMANDS, load_command
+from lstm_cli.cli.output import HINT_TEXT, render_error
+from lstm_cli.errors import Hint, InputError, LstmCellError, OutputError, UserCodeError
+
+runner = CliRunner()
+
+
+def test_version_prints_the_installed_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"lstm-cell {version('lstm-cell')}"
+
+
+def test_the_package_reports_the_same_version():
+    import lstm_cli
+
+    assert lstm_cli.__version__ == version("lstm-cell")
+
+
+@pytest.mark.parametrize("args", [["-h"], ["--help"], ["step", "-h"], ["run", "-h"]])
+def test_short_and_long_help(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage: lstm-cell" in result.output
+
+
+def test_shell_completion_is_offered():
+    result = runner.invoke(app, ["--help"])
+    assert "--install-completion" in result.output and "--show-completion" in result.output
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_registered_command_loads(name):
+    command = load_command(name)
+    assert command.name == name
+    assert command.help  # the function's docstring is its --help
+
+
+def test_every_hint_has_command_line_text():
+    assert set(HINT_TEXT) == set(Hint)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"), [(InputError("x"), 2), (OutputError("x"), 1), (UserCodeError("x"), 1)]
+)
+def test_exit_codes_by_kind(error: LstmCellError, code: int):
+    assert error.exit_code == code
+
+
+def test_a_hint_becomes_the_option_that_fixes_it():
+    e = InputError("p.npz: already exists", Hint.FORCE)
+    assert render_error(e) == "Error: p.npz: already exists; pass --force to overwrite it"
+    assert render_error(InputError("plain")) == "Error: plain"
+
+
+def test_run_json_file_obeys_the_input_limit(tmp_path):
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"xs": np.zeros((30_000, 10)).tolist()}))
+    assert big.stat().st_size > 1 << 20
+    result = runner.invoke(app, ["run", "--xs", str(big), "--max-input-mb", "1"])
+    assert result.exit_code == 2, result.output
+    assert "over the 1 MiB input limit; raise it with --max-input-mb" in result.output
+    assert "Traceback" not in result.output
+    ok = runner.invoke(app, ["run", "--xs", str(big), "--max-input-mb", "2", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["steps"] == 30_000
