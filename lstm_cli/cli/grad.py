@@ -10,6 +10,7 @@ import numpy as np
 import typer
 
 from lstm_cli.errors import OutputError
+from lstm_cli.io.atomic import is_stdout
 from lstm_cli.params import LSTMParams, ParamSet
 from lstm_cli.render.learn import GradReport
 
@@ -106,7 +107,8 @@ def grad(
     )  # fmt: skip
     if out is not None:
         _save_grads(out, report, force)
-    emit(report, pretty)
+    if out is None or not is_stdout(out):  # with --out -, stdout carries the file itself
+        emit(report, pretty)
     if not report.check_ok:
         worst = max(rows or [], key=lambda r: r.rel_error)
         typer.echo(
