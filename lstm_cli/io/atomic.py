@@ -110,14 +110,19 @@ def _write_through(
     path: Path, write: Callable[[IO[bytes]], None], stream: IO[bytes] | None = None
 ) -> None:
     """Write into what is already there (a device, a FIFO, stdout): no temporary file, no
-    rename. A reader that went away is an error like any other failed write."""
+    rename. The bytes are made in memory first, so a writer that seeks (zipfile) never sees a
+    device. A reader that went away is an error like any other failed write."""
+    import io
+
+    buffer = io.BytesIO()  # zipfile trusts tell() and seek(): /dev/null answers 0 to both
+    write(buffer)
     try:
         if stream is not None:
-            write(stream)
+            stream.write(buffer.getvalue())
             stream.flush()
             return
         with open(path, "wb") as f:  # a FIFO blocks here until its reader opens it
-            write(f)
+            f.write(buffer.getvalue())
     except OSError as e:
         raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
 

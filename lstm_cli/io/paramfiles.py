@@ -62,8 +62,13 @@ def load_param_set(
     check_readable(path)
     if not is_regular_file(path):  # a pipe cannot seek: read it whole, under the limit
         return _load_buffered(read_file(path, max_bytes), source, max_bytes, layout, key_prefix)
-    with open(path, "rb") as f:
-        head = f.read(16)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except PermissionError:
+        raise InputError(f"{source}: permission denied") from None
+    except OSError as e:
+        raise InputError(f"{source}: cannot read: {e.strerror or e}") from None
     if not head:
         raise InputError(f"{source}: empty file, not a .npz archive")
     if path.suffix.lower() == ONNX_SUFFIX:
