@@ -104,7 +104,7 @@ def _load_buffered(
 ) -> ParamSet:
     """A params file that came through a pipe (no seeking, no name to go by), from its bytes."""
     if not data:
-        raise InputError(f"{source}: empty (a pipe gave no bytes), not a params file")
+        raise InputError(f"{source}: empty (nothing to read), not a params file")
     if data.startswith(NPY_MAGIC):
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
     named_onnx = layout == "onnx" or source.lower().endswith(ONNX_SUFFIX)
