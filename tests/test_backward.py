@@ -341,3 +341,19 @@ def test_grad_refuses_large_dhs(in_tmp):
 def test_grad_refuses_large_x(in_tmp):
     big_json(in_tmp / "big.json", (25_000, 10))
     assert_refused_over_limit(in_tmp, ["--x", "big.json"], "big.json")
+
+
+def test_grad_upstream_from_stdin_is_not_taken_for_x(tmp_path):
+    """With --dh-next - the piped bytes are the upstream gradient, not x_t (stdin is read once)."""
+    from typer.testing import CliRunner
+
+    from lstm_cli.cli import app
+
+    runner = CliRunner()
+    (tmp_path / "dh.json").write_text("[2, 0.5, -1, 3]")
+    piped = runner.invoke(app, ["grad", "--dh-next", "-", "--json"], input="[2, 0.5, -1, 3]")
+    named = runner.invoke(app, ["grad", "--dh-next", str(tmp_path / "dh.json"), "--json"])
+    assert piped.exit_code == 0, piped.output
+    assert named.exit_code == 0, named.output
+    a, b = json.loads(piped.stdout), json.loads(named.stdout)
+    assert a["grads"] == b["grads"] and a["sources"]["x_t"].startswith("example in")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import stat
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,7 +124,29 @@ OPTION_VALUES = {
     "--key-prefix": ["lstm.", ""],
     "--clip": ["0.5", "-1", "nan", "inf"],
 }
-POSITIONAL = [str(PARAMS_DIR / "seed42.npz"), "out.npz", "out.safetensors", "nope.npz", "mod:fn"]
+# File kinds drawn for every path argument, made in the example's folder by file_kinds():
+# a folder, a dangling symbolic link, /dev/null (read and written through) and, as root, a
+# scratch character device node. Never a FIFO: opening one with no writer would block.
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+FILE_KINDS = ["kind-dir", "kind-dangling", os.devnull] + (["kind-null"] if IS_ROOT else [])
+for _opt in ("--params", "--x", "--h", "--c", "--xs", "--dh-next", "--out", "--results"):
+    OPTION_VALUES[_opt] = OPTION_VALUES[_opt] + FILE_KINDS
+OPTION_VALUES["--vectors"] = OPTION_VALUES["--vectors"] + FILE_KINDS
+
+
+def file_kinds(folder: Path) -> None:
+    """The FILE_KINDS in ``folder`` (kept between a test's examples)."""
+    (folder / "kind-dir").mkdir(exist_ok=True)
+    if not (folder / "kind-dangling").is_symlink():
+        (folder / "kind-dangling").symlink_to("kind-nowhere.npz")
+    if IS_ROOT and not (folder / "kind-null").exists():
+        os.mknod(folder / "kind-null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+
+
+POSITIONAL = [
+    str(PARAMS_DIR / "seed42.npz"), "out.npz", "out.safetensors", "nope.npz", "mod:fn",
+    *FILE_KINDS,
+]  # fmt: skip
 FLAGS = [
     "--json",
     "--pretty",
@@ -158,6 +183,7 @@ def test_random_command_lines_never_crash(
     tmp_path, monkeypatch, command, positional, options, flags, picks, stdin
 ):
     monkeypatch.chdir(tmp_path)
+    file_kinds(tmp_path)
     args = ([command] if command else []) + positional
     for k, opt in enumerate(options):
         values = OPTION_VALUES[opt]
@@ -170,6 +196,9 @@ def test_random_command_lines_never_crash(
         repr(result.exception),
     )
     assert "Traceback" not in result.output
+    assert (tmp_path / "kind-dir").is_dir() and (tmp_path / "kind-dangling").is_symlink()
+    if IS_ROOT:
+        assert stat.S_ISCHR((tmp_path / "kind-null").stat().st_mode)  # written through
     for leftover in tmp_path.iterdir():  # only complete outputs are ever left
         if leftover.suffix == ".safetensors":
             from safetensors.numpy import load_file

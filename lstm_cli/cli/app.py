@@ -9,6 +9,7 @@ the other commands' modules. Each command module is parse, load, call, emit.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import typer
@@ -17,8 +18,9 @@ from typer.core import TyperGroup
 
 from lstm_cli.errors import LstmCellError
 
-from .output import render_error
+from .output import internal_error, render_error
 
+DEBUG_ENV = "LSTM_CELL_DEBUG"  # set to 1: an unexpected error shows its full traceback
 COMMANDS = {
     "init": "lstm_cli.cli.init:init",
     "step": "lstm_cli.cli.step:step",
@@ -65,6 +67,11 @@ class LazyGroup(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(130) from None
+        except Exception as e:
+            if type(e).__module__.startswith(("typer", "click")) or os.environ.get(DEBUG_ENV):
+                raise  # usage errors and exits are click's to print; debugging wants it all
+            typer.echo(internal_error(e), err=True)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(

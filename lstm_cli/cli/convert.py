@@ -68,6 +68,7 @@ def convert(
     \b
         lstm-cell convert cell.npz torch_cell.safetensors --to pytorch
     """
+    from lstm_cli.io.atomic import is_stdout
     from lstm_cli.io.paramfiles import load_param_set, save_arrays, save_param_set
     from lstm_cli.layouts import export_arrays
     from lstm_cli.render.reports import ConvertReport
@@ -95,4 +96,5 @@ def convert(
     shown: dict[str, Any] = {"from": source_layout, "to": to.value}
     if not params.is_plain:
         shown["variant"] = params.variant.describe()
-    emit(ConvertReport(dst, arrays, {}, shown, source_layout, to.value, params), pretty)
+    if not is_stdout(dst):  # with OUT -, stdout carries the file itself
+        emit(ConvertReport(dst, arrays, {}, shown, source_layout, to.value, params), pretty)

@@ -10,12 +10,15 @@ import numpy as np
 import typer
 
 from lstm_cli.errors import OutputError
+from lstm_cli.io.atomic import is_stdout
+from lstm_cli.io.reader import stdin_is_piped
 from lstm_cli.params import LSTMParams, ParamSet
 from lstm_cli.render.learn import GradReport
 
 from . import options as opt
 from .inputs import (
     GradInputs,
+    names_stdin,
     one_from_stdin,
     resolve_sequence_arrays,
     resolve_step_inputs,
@@ -106,7 +109,8 @@ def grad(
     )  # fmt: skip
     if out is not None:
         _save_grads(out, report, force)
-    emit(report, pretty)
+    if out is None or not is_stdout(out):  # with --out -, stdout carries the file itself
+        emit(report, pretty)
     if not report.check_ok:
         worst = max(rows or [], key=lambda r: r.rel_error)
         typer.echo(
@@ -128,7 +132,10 @@ def _grad_inputs(
     H = param_set.params.n_hidden
     if specs["xs"] is None:
         step_specs = {k: specs[k] for k in ("x_t", "h_prev", "c_prev")}
-        found = resolve_step_inputs(step_specs, param_set, label, max_bytes=max_bytes)
+        stdin_free = not any(map(names_stdin, up_specs.values()))  # an upstream may read it
+        found = resolve_step_inputs(
+            step_specs, param_set, label, lambda: stdin_free and stdin_is_piped(), max_bytes
+        )
         arrays, sources, notes = found.arrays, found.sources, found.notes
         state_shape, T = arrays["x_t"].shape[:-1] + (H,), None
     else:

@@ -53,6 +53,7 @@ def init(
     import numpy as np
 
     from lstm_cli.init import init_params
+    from lstm_cli.io.atomic import is_stdout
     from lstm_cli.io.paramfiles import save_param_set
     from lstm_cli.render.reports import InitReport
 
@@ -64,4 +65,5 @@ def init(
     arrays = dict(param_set.params.all_arrays())
     if param_set.example is not None:
         arrays.update(param_set.example.arrays())
-    emit(InitReport(out, arrays, param_set.meta), pretty)
+    if not is_stdout(out):  # with --out -, stdout carries the file itself
+        emit(InitReport(out, arrays, param_set.meta), pretty)

@@ -35,6 +35,14 @@ if TYPE_CHECKING:
     from lstm_cli.io.npystream import ArraySequence, NpyStream
 
 
+STDIN_PATHS = ("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")
+
+
+def names_stdin(spec: str | None) -> bool:
+    """True when ``spec`` reads stdin: ``-``, or a path naming it such as ``/dev/stdin``."""
+    return spec == STDIN or spec in STDIN_PATHS
+
+
 def _label(spec: str) -> str:
     """How messages name an input: its path, or ``stdin`` for ``-``."""
     return "stdin" if spec == STDIN else spec
@@ -42,7 +50,7 @@ def _label(spec: str) -> str:
 
 def one_from_stdin(specs: Mapping[str, str | None]) -> None:
     """Refuse ``-`` (stdin) for more than one input."""
-    from_stdin = [n for n, s in specs.items() if s == STDIN]
+    from_stdin = [n for n, s in specs.items() if names_stdin(s)]
     if len(from_stdin) > 1:
         raise InputError(f"only one input can come from stdin, got - for {', '.join(from_stdin)}")
 
@@ -112,7 +120,7 @@ def resolve_step_inputs(
     for name, spec in specs.items():
         if spec is not None:
             arrays[name], sources[name] = read_array(spec, name, max_bytes), _label(spec)
-    if STDIN not in specs.values() and len(arrays) < len(specs) and stdin_piped():
+    if not any(map(names_stdin, specs.values())) and len(arrays) < len(specs) and stdin_piped():
         for name, arr in _piped_step_inputs(max_bytes).items():
             arrays.setdefault(name, arr)
             sources.setdefault(name, "stdin")

@@ -43,6 +43,17 @@ def render_error(e: LstmCellError) -> str:
     return f"Error: {e.message}{HINT_TEXT[e.hint] if e.hint is not None else ''}"
 
 
+def internal_error(e: BaseException) -> str:
+    """The last resort's two lines: what broke, and how to report it (no traceback, no paths
+    or arrays from local variables)."""
+    message = str(e).splitlines()[0] if str(e) else ""
+    return (
+        f"internal error: {type(e).__name__}: {message}\n"
+        "This is a bug in lstm-cell: please report it with the command line; "
+        "LSTM_CELL_DEBUG=1 shows the traceback."
+    )
+
+
 def use_pretty(json_: bool, pretty: bool) -> bool:
     """The Rich view on a terminal, JSON in a pipe; ``--json`` / ``--pretty`` force one."""
     if json_ and pretty:

@@ -14,7 +14,7 @@ import typer
 from lstm_cli.core import Array
 from lstm_cli.errors import OutputError
 from lstm_cli.io.arrays import cast_checked
-from lstm_cli.io.atomic import check_writable
+from lstm_cli.io.atomic import check_writable, is_stdout
 from lstm_cli.params import LSTMParams
 from lstm_cli.render.reports import RunReport
 
@@ -175,6 +175,8 @@ def run(
         )
     if out is not None:
         _save_sequences(out, kept, h_next, c_next, batch_first and B is not None, force)
+        if is_stdout(out):  # stdout carries the .npz itself
+            return
     state_shape = list(h_next.shape)
     shapes = {
         "xs": list(inputs.xs.shape),

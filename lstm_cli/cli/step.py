@@ -74,9 +74,11 @@ def step(
         )
     notes = list(found.notes)
     if out is not None:
-        from lstm_cli.io.atomic import save_npz
+        from lstm_cli.io.atomic import is_stdout, save_npz
 
         save_npz(out, result.arrays(), force=force)
+        if is_stdout(out):  # stdout carries the .npz itself
+            return None
         notes.append(f"Saved every array of the result to {out}.")
     if explain:
         return print_explanation(result, cell, pretty, found.notes)

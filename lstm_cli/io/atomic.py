@@ -4,6 +4,8 @@ renamed into place; never clobbering without ``force``; nothing partial left on 
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
@@ -13,30 +15,77 @@ import numpy as np
 from lstm_cli.core import Array
 from lstm_cli.errors import Hint, InputError, LstmCellError, OutputError
 
+STDOUT = "-"
+
+
+def is_stdout(path: Path | str) -> bool:
+    """True for ``-``: the result's bytes go to stdout."""
+    return str(path) == STDOUT
+
+
+def _target(path: Path) -> Path:
+    """Where a write lands: a symbolic link is followed to the file it names (the link stays,
+    the file it points to is written, or created if missing)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _kind(path: Path) -> str:
+    """``missing``, ``regular``, ``directory``, ``device`` (character), ``fifo``, ``block``,
+    ``socket``: what stands at ``path`` (symbolic links followed)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
+    kinds = (
+        (stat.S_ISREG, "regular"), (stat.S_ISDIR, "directory"), (stat.S_ISCHR, "device"),
+        (stat.S_ISFIFO, "fifo"), (stat.S_ISBLK, "block"),
+    )  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "socket")
+
 
 def check_writable(path: Path, force: bool = False) -> None:
-    """Refuse a path that cannot be written (a folder, an existing file without ``force``, a
-    missing parent folder) before any work is spent on what goes in it."""
-    if path.is_dir():
+    """Refuse a path that cannot be written before any work is spent on what goes in it.
+
+    A regular file is replaced only with ``force``; a character device (``/dev/null``) or a
+    FIFO is written through, never replaced; a folder, a block device or a socket is refused;
+    a missing file needs its folder. ``-`` is stdout, refused when it is a terminal.
+    """
+    if is_stdout(path):
+        if sys.stdout.isatty():
+            raise InputError("-: stdout is a terminal; redirect it to a file or a pipe")
+        return
+    target = _target(path)
+    kind = _kind(target)
+    if kind == "directory":
         raise InputError(f"{path}: is a directory; give a file path to write")
-    if path.exists() and not force:
+    if kind in ("block", "socket"):
+        what = "a block device" if kind == "block" else "a socket"
+        raise InputError(f"{path}: is {what}; refusing to write to it")
+    if kind == "regular" and not force:
         raise InputError(f"{path}: already exists", Hint.FORCE)
-    if not path.parent.is_dir():
-        raise InputError(f"{path}: folder {path.parent} does not exist")
+    if kind == "missing" and not target.parent.is_dir():
+        raise InputError(f"{path}: folder {target.parent} does not exist")
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None], force: bool = False) -> None:
-    """Write ``path`` atomically: temp file in the same folder, fsync, then rename into place.
-
-    Without ``force`` an existing file is never replaced (checked again at the final,
-    atomic step with a hard link). On any failure no partial file is left behind.
+    """Write ``path`` safely. A file: atomically (temp file in the same folder, fsync, then
+    renamed into place), never clobbering without ``force``, nothing partial left on failure.
+    A character device or a FIFO: written through (what ``> /dev/null`` means), never
+    replaced. ``-``: stdout. See :func:`check_writable` for what is refused.
     """
     path = Path(path)
     check_writable(path, force)
+    if is_stdout(path):
+        return _write_through(path, write, sys.stdout.buffer)
+    target = _target(path)
+    if _kind(target) in ("device", "fifo"):
+        return _write_through(path, write)
     try:
         import tempfile  # here, not at start-up: only writing commands need it
 
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as e:
         raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
     try:
@@ -46,7 +95,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], force: bool = F
         with os.fdopen(fd, "wb") as f:
             write(f)
             sync_file(f)
-        _place(tmp, path, force)
+        _place(tmp, target, force)
     except LstmCellError:
         raise
     except OSError as e:
@@ -54,7 +103,28 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], force: bool = F
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    _fsync_folder(path.parent)
+    _fsync_folder(target.parent)
+
+
+def _write_through(
+    path: Path, write: Callable[[IO[bytes]], None], stream: IO[bytes] | None = None
+) -> None:
+    """Write into what is already there (a device, a FIFO, stdout): no temporary file, no
+    rename. The bytes are made in memory first, so a writer that seeks (zipfile) never sees a
+    device. A reader that went away is an error like any other failed write."""
+    import io
+
+    buffer = io.BytesIO()  # zipfile trusts tell() and seek(): /dev/null answers 0 to both
+    write(buffer)
+    try:
+        if stream is not None:
+            stream.write(buffer.getvalue())
+            stream.flush()
+            return
+        with open(path, "wb") as f:  # a FIFO blocks here until its reader opens it
+            f.write(buffer.getvalue())
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
 def sync_file(f: IO[bytes]) -> None:

@@ -20,7 +20,14 @@ from lstm_cli.core import Array
 from lstm_cli.errors import Hint, InputError
 
 from . import safeload
-from .reader import DEFAULT_MAX_INPUT_BYTES, NPY_MAGIC, STDIN, check_readable, read_file
+from .reader import (
+    DEFAULT_MAX_INPUT_BYTES,
+    NPY_MAGIC,
+    STDIN,
+    check_readable,
+    is_regular_file,
+    read_file,
+)
 
 
 class _Prefixed:
@@ -67,6 +74,7 @@ class NpyStream:
         max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
     ) -> None:
         self.f, self.name, self.source, self.seekable = f, name, source, seekable
+        self.owned: IO[bytes] | None = None  # a pipe opened by path, closed with the stream
         self.max_bytes = max_bytes  # only for what cannot be streamed (see _load_into_memory)
         shape, fortran_order, dtype = safeload.read_npy_header(f, name, source)  # type: ignore[arg-type]
         self.shape: tuple[int, ...] = tuple(int(d) for d in shape)
@@ -87,6 +95,8 @@ class NpyStream:
         close = getattr(self.f, "close", None)
         if self.seekable and close is not None:
             close()
+        if self.owned is not None:
+            self.owned.close()
 
     def _read_exactly(self, view: memoryview) -> None:
         got = 0
@@ -189,6 +199,8 @@ def open_sequence(
         f = open(path, "rb")  # noqa: SIM115 (a stream owns it; closed by the caller)
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not is_regular_file(path):  # a pipe, FIFO or /dev/stdin: peek, never seek
+        return _open_stream_sequence(f, spec, max_bytes, owned=True)
     head = f.read(len(NPY_MAGIC))
     f.seek(0)
     if head == NPY_MAGIC:
@@ -201,20 +213,36 @@ def open_sequence(
     return None, read_file(path, max_bytes), spec
 
 
+def _open_stream_sequence(
+    raw: IO[bytes], source: str, max_bytes: int, owned: bool
+) -> tuple[NpyStream | None, bytes, str]:
+    """A sequence from a stream that cannot seek: the magic bytes are read and put back in
+    front, a .npy is streamed, anything else (JSON) is read whole under ``max_bytes``."""
+    try:
+        head = raw.read(len(NPY_MAGIC))
+        if head == NPY_MAGIC:
+            stream = NpyStream(_Prefixed(head, raw), "xs", source, False, max_bytes)
+            stream.owned = raw if owned else None
+            return stream, b"", source
+        data = head + raw.read(max_bytes + 1 - len(head))
+    except BaseException:
+        if owned:
+            raw.close()
+        raise
+    if owned:
+        raw.close()
+    if len(data) > max_bytes:
+        raise InputError(
+            f"{source}: more than {safeload.mib(max_bytes)} of JSON, over the input limit",
+            Hint.RAISE_INPUT_LIMIT_OR_STREAM,
+        )
+    return None, data, source
+
+
 def _open_stdin_sequence(max_bytes: int) -> tuple[NpyStream | None, bytes, str]:
     stdin = sys.stdin
     if stdin is None or stdin.closed:
         raise InputError("stdin: closed, nothing to read")
     if stdin.isatty():
         raise InputError("stdin: is a terminal; pipe JSON or .npy data in, or name a file")
-    raw = stdin.buffer
-    head = raw.read(len(NPY_MAGIC))
-    if head == NPY_MAGIC:
-        return NpyStream(_Prefixed(head, raw), "xs", "stdin", False, max_bytes), b"", "stdin"
-    data = head + raw.read(max_bytes + 1 - len(head))
-    if len(data) > max_bytes:
-        raise InputError(
-            f"stdin: more than {safeload.mib(max_bytes)} of JSON, over the input limit",
-            Hint.RAISE_INPUT_LIMIT_OR_STREAM,
-        )
-    return None, data, "stdin"
+    return _open_stream_sequence(stdin.buffer, "stdin", max_bytes, owned=False)

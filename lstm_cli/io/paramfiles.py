@@ -3,6 +3,7 @@ and params files out (.npz or .safetensors), atomically."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from . import safeload
 from .arrays import as_float_array
 from .atomic import save_npz, write_bytes
 from .jsonio import reject_constant
-from .reader import NPY_MAGIC, check_readable, read_file
+from .reader import NPY_MAGIC, ZIP_MAGIC, check_readable, is_regular_file, read_file
 
 SAFETENSORS_SUFFIX = ".safetensors"
 ONNX_SUFFIX = ".onnx"
@@ -59,8 +60,15 @@ def load_param_set(
     """
     source = str(path)
     check_readable(path)
-    with open(path, "rb") as f:
-        head = f.read(16)
+    if not is_regular_file(path):  # a pipe cannot seek: read it whole, under the limit
+        return _load_buffered(read_file(path, max_bytes), source, max_bytes, layout, key_prefix)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except PermissionError:
+        raise InputError(f"{source}: permission denied") from None
+    except OSError as e:
+        raise InputError(f"{source}: cannot read: {e.strerror or e}") from None
     if not head:
         raise InputError(f"{source}: empty file, not a .npz archive")
     if path.suffix.lower() == ONNX_SUFFIX:
@@ -74,22 +82,61 @@ def load_param_set(
     if _is_safetensors(head) or path.suffix.lower() == SAFETENSORS_SUFFIX:
         return _load_safetensors(path, max_bytes, layout, key_prefix)
     with safeload.NpzReader(path, max_bytes) as npz:
-        keys = set(npz.names)
+        return _param_set_from_npz(npz, source, layout, key_prefix)
 
-        def get(name: str) -> Array:
-            return as_float_array(npz.read(name), name, source)
 
-        def get_meta(name: str) -> dict[str, Any]:
-            return _parse_meta(npz.read(name), source)
+def _param_set_from_npz(
+    npz: safeload.NpzReader, source: str, layout: str | None, key_prefix: str | None
+) -> ParamSet:
+    keys = set(npz.names)
 
-        return _param_set_from(keys, get, get_meta, source, layout, key_prefix)
+    def get(name: str) -> Array:
+        return as_float_array(npz.read(name), name, source)
+
+    def get_meta(name: str) -> dict[str, Any]:
+        return _parse_meta(npz.read(name), source)
+
+    return _param_set_from(keys, get, get_meta, source, layout, key_prefix)
+
+
+def _load_buffered(
+    data: bytes, source: str, max_bytes: int, layout: str | None, key_prefix: str | None
+) -> ParamSet:
+    """A params file that came through a pipe (no seeking, no name to go by), from its bytes."""
+    if not data:
+        raise InputError(f"{source}: empty (nothing to read), not a params file")
+    if data.startswith(NPY_MAGIC):
+        raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
+    named_onnx = layout == "onnx" or source.lower().endswith(ONNX_SUFFIX)
+    if named_onnx and not data.startswith(ZIP_MAGIC) and not _is_safetensors(data):
+        from .onnxfile import load_onnx_model
+
+        return load_onnx_model(data, source, key_prefix)
+    if _is_safetensors(data):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:  # safetensors reads files by name
+            copy = Path(folder) / "params.safetensors"
+            copy.write_bytes(data)
+            return _load_safetensors(copy, max_bytes, layout, key_prefix, source)
+    if not data.startswith(ZIP_MAGIC):
+        raise InputError(
+            f"{source}: not a .npz archive or a .safetensors file (for an ONNX model through a "
+            "pipe, name its layout: onnx)"
+        )
+    with safeload.NpzReader(io.BytesIO(data), max_bytes, source) as npz:
+        return _param_set_from_npz(npz, source, layout, key_prefix)
 
 
 def _load_safetensors(
-    path: Path, max_bytes: int, layout: str | None, key_prefix: str | None
+    path: Path,
+    max_bytes: int,
+    layout: str | None,
+    key_prefix: str | None,
+    source: str = "",
 ) -> ParamSet:
     """A .safetensors file through the safetensors package's NumPy API (never torch)."""
-    source = str(path)
+    source = source or str(path)
     try:
         from safetensors import safe_open
     except ImportError:

@@ -62,6 +62,9 @@ def check_readable(path: Path, max_bytes: int | None = None) -> None:
     try:
         st = path.stat()
     except FileNotFoundError:
+        if path.is_symlink():
+            target = os.readlink(path)
+            raise InputError(f"{path}: a symbolic link to {target}, which does not exist") from None
         raise InputError(f"{path}: no such file") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
@@ -69,12 +72,23 @@ def check_readable(path: Path, max_bytes: int | None = None) -> None:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{path}: is a directory, expected a file")
+    if stat.S_ISBLK(st.st_mode):
+        raise InputError(f"{path}: is a block device, not a file to read")
     if max_bytes is not None and stat.S_ISREG(st.st_mode) and st.st_size > max_bytes:
         raise InputError(
             f"{path}: {safeload.mib(st.st_size)}, over the {safeload.mib(max_bytes)} input "
             "limit",
             Hint.RAISE_INPUT_LIMIT,
         )
+
+
+def is_regular_file(path: Path) -> bool:
+    """True for a regular file (seekable, with a size); False for a pipe, a FIFO, a process
+    substitution (``/dev/fd/63``), ``/dev/stdin`` on a pipe or a character device."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def read_file(path: Path, max_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> bytes:

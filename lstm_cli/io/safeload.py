@@ -116,10 +116,12 @@ class NpzReader:
     Use as a context manager; ``names`` lists the arrays, ``read(name)`` returns one.
     """
 
-    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self, path: Path | IO[bytes], max_bytes: int = DEFAULT_MAX_BYTES, source: str = ""
+    ) -> None:
         import zipfile
 
-        self.source = str(path)
+        self.source = source or str(path)
         self.max_bytes = max_bytes
         try:
             self._zip = zipfile.ZipFile(path)

@@ -137,6 +137,9 @@ def _vector_files(cases: Sequence[Case], seed: int) -> dict[str, bytes]:
 
 def _check_target(out_dir: Path, names: Sequence[str], force: bool) -> None:
     """Refuse a target that is not a folder, lacks a parent, or holds one of ``names``."""
+    if out_dir.is_symlink() and not out_dir.exists():
+        target = os.readlink(out_dir)
+        raise InputError(f"{out_dir}: a symbolic link to {target}, which does not exist")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a folder")
     if not out_dir.parent.is_dir():
