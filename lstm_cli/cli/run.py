@@ -26,7 +26,8 @@ PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
 
 if TYPE_CHECKING:
     from lstm_cli.io.npystream import ArraySequence, NpyStream
-    from lstm_cli.render.run import TimeBins
+    from lstm_cli.render.run import RunTrace
+    from lstm_cli.sequence import SequenceChunk
 
 
 @contextmanager
@@ -55,9 +56,9 @@ def _run_steps(
     keep: bool,
     gates: bool,
     pretty: bool,
-) -> tuple[Array, Array, dict[str, list[Array]], TimeBins | None, int]:
-    """Step through xs chunk by chunk: (h_next, c_next, the kept sequences, heatmap bins,
-    console width). Memory stays flat unless ``keep``."""
+) -> tuple[Array, Array, dict[str, list[Array]], RunTrace | None, int]:
+    """Step through xs chunk by chunk: (h_next, c_next, the kept sequences, the trace the
+    view draws, console width). Memory stays flat unless ``keep``."""
     from lstm_cli.sequence import GATE_NAMES, default_chunk_steps, iter_sequence  # only when run
 
     H = cell.n_hidden
@@ -66,35 +67,41 @@ def _run_steps(
         for chunk in xs.chunks(steps, batch_first):
             yield cast_checked(chunk, dtype, "xs", xs_source)
 
-    bins = None
+    trace = None
     width = 80
     if pretty:
         from lstm_cli.render.console import console_width
-        from lstm_cli.render.run import HEATMAP_MAX_FULL_STEPS, TimeBins
+        from lstm_cli.render.run import EXACT_MAX_STEPS, RunTrace
 
-        width = console_width()  # a column per step up to a few hundred, else bins of steps
-        n_cols = T if T <= HEATMAP_MAX_FULL_STEPS else max(10, width - 12)
-        bins = TimeBins(T, H, n_cols)
+        width = console_width()  # every step up to a few hundred, else the last that fit
+        n_cols = T if T <= EXACT_MAX_STEPS else max(10, width - 12)
+        trace = RunTrace(T, H, n_cols)
     steps = chunk_steps or default_chunk_steps(H, B or 1, dtype)
     kept: dict[str, list[Array]] = {"h_seq": [], "c_seq": [], **{g: [] for g in GATE_NAMES}}
     h_next = c_next = None
     with _progress(T) as advance:
         for part in iter_sequence(
             cell, chunks(steps), states.get("h_prev"), states.get("c_prev"),
-            dtype=dtype, return_sequences=keep or bins is not None,
-            return_gates=gates, chunk_steps=steps,
+            dtype=dtype, return_sequences=keep or trace is not None,
+            return_gates=gates or trace is not None, chunk_steps=steps,
         ):  # fmt: skip
             if keep and part.h_seq is not None and part.c_seq is not None:
                 kept["h_seq"].append(part.h_seq)
                 kept["c_seq"].append(part.c_seq)
-                for g, a in (part.gates or {}).items():
+                for g, a in (part.gates or {}).items() if gates else ():
                     kept[g].append(a)
-            if bins is not None and part.h_seq is not None:
-                bins.add(part.start, part.h_seq if B is None else part.h_seq[:, 0])
+            if trace is not None:
+                trace.add(_row0(part, B is not None))
             h_next, c_next = part.h_next, part.c_next
             advance(part.n_steps)
     assert h_next is not None and c_next is not None  # T >= 1, checked with the inputs
-    return h_next, c_next, kept, bins, width
+    return h_next, c_next, kept, trace, width
+
+
+def _row0(part: SequenceChunk, batched: bool) -> dict[str, Array]:
+    """The chunk's gates and states for the view: batch row 0, each (n, H)."""
+    values = {**(part.gates or {}), "c": part.c_seq, "h": part.h_seq}
+    return {k: v[:, 0] if batched else v for k, v in values.items() if v is not None}
 
 
 @opt.cell_options
@@ -165,7 +172,7 @@ def run(
         states = {
             k: cast_checked(v, dtype.value, k, inputs.sources[k]) for k, v in inputs.states.items()
         }
-        h_next, c_next, kept, bins, width = _run_steps(
+        h_next, c_next, kept, trace, width = _run_steps(
             cell, inputs.xs, states, T, B, batch_first, dtype.value, inputs.sources["xs"],
             chunk_steps, keep=out is not None, gates=gates, pretty=pretty,
         )  # fmt: skip
@@ -186,7 +193,7 @@ def run(
     }  # fmt: skip
     sources = {"h_prev": "zeros", "c_prev": "zeros", **inputs.sources, "params": label}
     notes = [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
-    report = RunReport(h_next, c_next, T, B, dtype.value, shapes, sources, out, notes, bins, width)
+    report = RunReport(h_next, c_next, T, B, dtype.value, shapes, sources, out, notes, trace, width)
     emit(report, pretty)
 
 

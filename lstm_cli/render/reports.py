@@ -18,7 +18,7 @@ from .console import ShapeRow
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from .run import TimeBins
+    from .run import RunTrace
 
 # How a framework's weights were read, said under the step view.
 SOURCE_GATE_ORDERS = {
@@ -123,7 +123,7 @@ class StepReport:
 
 @dataclass(frozen=True)
 class RunReport:
-    """A sequence's final state, its shapes and origins, and the heatmap bins of h."""
+    """A sequence's final state, its shapes and origins, and the trace of its gates and states."""
 
     h_next: Array
     c_next: Array
@@ -134,7 +134,7 @@ class RunReport:
     sources: Mapping[str, str]
     out: Path | None = None
     notes: Sequence[str] = ()
-    bins: TimeBins | None = None
+    trace: RunTrace | None = None
     width: int = 80
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -157,4 +157,4 @@ class RunReport:
             ShapeRow(k, tuple(v), self.dtype, self.sources.get(k, "result"))
             for k, v in self.shapes.items()
         ]
-        return run_view(rows, self.h_next, self.c_next, self.bins, self.width, self.notes)
+        return run_view(rows, self.h_next, self.c_next, self.trace, self.width, self.notes)
