@@ -171,7 +171,8 @@ def summary_table(trace: RunTrace, width: int, which: str = "") -> RenderableTyp
     cells = max(trace.seen * trace.n_units, 1)
     for q, words, gate in QUANTITIES:
         lo, hi = trace.mins[q].min(), trace.maxs[q].max()
-        row = [q, *([words] if wide else []), f"{lo:+.4f}", f"{trace.sums[q].sum() / cells:+.4f}", f"{hi:+.4f}"]
+        mean = trace.sums[q].sum() / cells
+        row = [q, *([words] if wide else []), f"{lo:+.4f}", f"{mean:+.4f}", f"{hi:+.4f}"]
         if gate:
             row += [f"{trace.open[q].sum() / cells:.1%}", f"{trace.closed[q].sum() / cells:.1%}"]
         table.add_row(*row, *([""] * (len(table.columns) - len(row))))
