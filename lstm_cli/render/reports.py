@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from lstm_cli.core import Array, StepResult
 from lstm_cli.io.jsonio import json_list
-from lstm_cli.params import LSTMParams
+from lstm_cli.params import BIAS_NAMES, PEEPHOLE_NAMES, WEIGHT_NAMES, LSTMParams
 
 from .console import ShapeRow
 
@@ -108,8 +108,10 @@ class StepReport:
         rows = [ShapeRow(k, arrays[k].shape, self.dtype, self.sources[k]) for k in STEP_INPUT_NAMES]
         rows.append(ShapeRow("u = [h_prev, x_t]", self.result.u.shape, self.dtype, "concatenated"))
         label = self.sources["params"]
-        cell = self.cell.all_arrays()
-        rows += [ShapeRow(k, v.shape, str(v.dtype), label) for k, v in cell.items()]
+        for names in (WEIGHT_NAMES, BIAS_NAMES, PEEPHOLE_NAMES):  # one row per group
+            group = [self.cell.all_arrays()[k] for k in names if k in self.cell.all_arrays()]
+            if group:
+                rows.append(ShapeRow(", ".join(names), group[0].shape, str(group[0].dtype), label))
         return rows
 
     def view(self) -> RenderableType:

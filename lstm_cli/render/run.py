@@ -105,8 +105,8 @@ def _strip(values: Array, gate: bool) -> Any:
 
 def _legend() -> list[str]:
     """How to read the strips, in words (colours named only when they are shown)."""
-    gate = "gates: ▁ = 0 (closed) … █ = 1 (open)"
-    signed = "candidate, c, h: ▁ = -1 … █ = +1 (c beyond ±1 drawn at the edge)"
+    gate = "gates: ▁ = 0 (closed) to █ = 1 (open)"
+    signed = "candidate, c, h: ▁ = -1 to █ = +1 (c beyond ±1 drawn at the edge)"
     if _colours():
         gate += "; grey closed, green open"
         signed += "; orange negative, blue positive"

@@ -1,0 +1,73 @@
+"""The terminal views read anywhere: whole numbers at 60 columns, headers that never wrap
+from 80 on, gates before shapes, legends in words without colour."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lstm_cli.cli import app
+from tests.conftest import PARAMS_DIR
+
+runner = CliRunner()
+NUMBER = re.compile(r"[+-]?\d+\.\d{4}\b")
+COLOUR_WORDS = ("red", "blue", "green", "orange", "grey", "yellow", "cyan")
+
+
+def view(args: list[str], columns: int, **env: str) -> str:
+    result = runner.invoke(app, [*args, "--pretty"], env={"COLUMNS": str(columns), **env})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("columns", [60, 80, 100, 200])
+def test_step_numbers_stay_whole_at_every_width(columns):
+    out = view(["step"], columns)
+    assert "…" not in out
+    table = out[out.index("Gate activations") : out.index("h_next =")]
+    numbers = NUMBER.findall(table)
+    assert len(numbers) == 4 * 6  # every unit's six values, all with their four decimals
+    assert "0.3854" in numbers and "-0.2424" in numbers  # the notebook's i_t[0], h_next[0]
+
+
+@pytest.mark.parametrize("columns", [80, 100, 200])
+def test_step_headers_fit_on_one_line_with_words(columns):
+    out = view(["step"], columns)
+    header = next(line for line in out.splitlines() if line.strip().startswith("unit"))
+    for words in ("input i_t", "forget f_t", "output o_t", "candidate", "c_next", "h_next"):
+        assert words in header
+
+
+def test_step_shows_gates_before_shapes_within_a_24_line_screen():
+    out = view(["step"], 80)
+    lines = out.splitlines()
+    assert out.index("Gate activations") < out.index("Shapes")
+    last_gate_row = max(k for k, line in enumerate(lines) if line.strip().startswith("3 "))
+    assert last_gate_row < 24
+
+
+@pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}])
+def test_legends_are_words_without_colour(env, tmp_path):
+    np.save(tmp_path / "xs.npy", np.random.default_rng(0).standard_normal((20, 10)))
+    out = view(["run", "--xs", str(tmp_path / "xs.npy")], 100, **env)
+    legend = [line for line in out.splitlines() if line.startswith(("gates:", "candidate,"))]
+    assert len(legend) == 2 and "closed" in legend[0] and "open" in legend[0]
+    assert not any(word in line for line in legend for word in COLOUR_WORDS)
+
+
+def test_legends_name_colours_when_they_are_shown(tmp_path):
+    np.save(tmp_path / "xs.npy", np.random.default_rng(0).standard_normal((20, 10)))
+    out = view(["run", "--xs", str(tmp_path / "xs.npy")], 100, TERM="xterm-256color")
+    assert "green open" in out
+
+
+@pytest.mark.parametrize("columns", [60, 100, 200])
+def test_run_numbers_stay_whole(columns):
+    out = view(["run", "--params", str(PARAMS_DIR / "seed42.npz"), "--xs",
+                str(PARAMS_DIR / "xs.npy")], columns)  # fmt: skip
+    assert "…" not in out
+    summary = out[out.index("Over all 50 steps") : out.index("Final state")]
+    assert len(NUMBER.findall(summary)) == 6 * 3
