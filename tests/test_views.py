@@ -71,3 +71,58 @@ def test_run_numbers_stay_whole(columns):
     assert "…" not in out
     summary = out[out.index("Over all 50 steps") : out.index("Final state")]
     assert len(NUMBER.findall(summary)) == 6 * 3
+
+
+# --------------------------------------------------------------------------- --export-view
+
+XS = str(PARAMS_DIR / "xs.npy")
+EXPORTING = {
+    "step": (["step"], "Gate activations"),
+    "explain": (["step", "--explain"], "One LSTM step, explained"),
+    "run": (["run", "--params", str(PARAMS_DIR / "seed42.npz"), "--xs", XS], "forget gate"),
+    "grad": (["grad"], "Gradients"),
+    "check": (["check", "tests.ports:correct"], "agree"),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPORTING))
+@pytest.mark.parametrize("suffix", [".txt", ".svg", ".html"])
+def test_export_view_saves_what_the_terminal_shows(name, suffix, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(PARAMS_DIR.parent))
+    args, expected = EXPORTING[name]
+    result = runner.invoke(app, [*args, "--export-view", f"view{suffix}"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / f"view{suffix}").read_text()
+    start = {".txt": "", ".svg": "<svg", ".html": "<!DOCTYPE html>"}[suffix]
+    assert text.lstrip().startswith(start)
+    if suffix == ".txt":
+        assert expected in text and "\x1b[" not in text  # the words, no escape codes
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"view{suffix}"]
+
+
+def test_export_view_text_is_the_terminal_view(tmp_path):
+    path = tmp_path / "v.txt"
+    shown = runner.invoke(app, ["step", "--pretty"], env={"COLUMNS": "90", "NO_COLOR": "1"})
+    saved = runner.invoke(app, ["step", "--json", "--export-view", str(path)], env={"COLUMNS": "90"})
+    assert shown.exit_code == 0 and saved.exit_code == 0, saved.output
+    strip = [line.rstrip() for line in shown.stdout.splitlines()]
+    assert [line.rstrip() for line in path.read_text().splitlines()] == strip
+
+
+@pytest.mark.parametrize(("name", "message"), [("v.png", "not '.png'"), ("v", "no extension")])
+def test_export_view_refuses_other_formats_before_any_work(name, message, tmp_path):
+    result = runner.invoke(app, ["step", "--export-view", str(tmp_path / name), "--out",
+                                 str(tmp_path / "r.npz")])  # fmt: skip
+    assert result.exit_code == 2 and message in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_view_never_clobbers_without_force(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_text("mine")
+    result = runner.invoke(app, ["step", "--export-view", str(path)])
+    assert result.exit_code == 2 and "already exists; pass --force" in result.output
+    assert path.read_text() == "mine"
+    result = runner.invoke(app, ["step", "--export-view", str(path), "--force"])
+    assert result.exit_code == 0 and "Gate activations" in path.read_text()

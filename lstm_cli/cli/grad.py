@@ -24,7 +24,7 @@ from .inputs import (
     resolve_step_inputs,
     resolve_upstream,
 )
-from .output import emit, use_pretty
+from .output import check_export, emit, use_pretty
 
 if TYPE_CHECKING:
     from lstm_cli.backward import CheckRow, Grads
@@ -67,6 +67,7 @@ def grad(
         Path | None,
         typer.Option("--out", "-o", help="Also save the gradients: .json, else .npz."),
     ] = None,
+    export_view: opt.ExportViewOpt = None,
     force: opt.ForceOpt = False,
     max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
     json_: opt.JsonOpt = False,
@@ -88,6 +89,7 @@ def grad(
         lstm-cell grad --xs seq.npy --dh-next dh.json --out grads.npz
     """
     pretty = use_pretty(json_, pretty)
+    check_export(export_view, force)
     if xs is not None and x is not None:
         raise typer.BadParameter("give --x (one step) or --xs (a sequence), not both")
     if dhs is not None and xs is None:
@@ -110,7 +112,7 @@ def grad(
     if out is not None:
         _save_grads(out, report, force)
     if out is None or not is_stdout(out):  # with --out -, stdout carries the file itself
-        emit(report, pretty)
+        emit(report, pretty, export_view, force)
     if not report.check_ok:
         worst = max(rows or [], key=lambda r: r.rel_error)
         typer.echo(

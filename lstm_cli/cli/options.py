@@ -42,6 +42,14 @@ MaxInputOpt = Annotated[
         help="Refuse inputs larger than this: bytes on stdin, a JSON file, one array's data.",
     ),
 ]
+ExportViewOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--export-view",
+        help="Also save the view the terminal shows: .svg, .html or .txt (with --force, "
+        "replacing the file).",
+    ),
+]
 DTypeOpt = Annotated[DType, typer.Option(help="Compute in this dtype.")]
 FromOpt = Annotated[
     Layout | None,

@@ -20,7 +20,7 @@ from lstm_cli.render.reports import RunReport
 
 from . import options as opt
 from .inputs import resolve_run_inputs
-from .output import emit, use_pretty
+from .output import check_export, emit, use_pretty
 
 PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
 
@@ -135,6 +135,7 @@ def run(
         int | None,
         typer.Option(min=1, help="Steps read and projected at once. Default: about 4 MiB of work."),
     ] = None,
+    export_view: opt.ExportViewOpt = None,
     force: opt.ForceOpt = False,
     max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
     json_: opt.JsonOpt = False,
@@ -156,6 +157,7 @@ def run(
     computed as in step; the variant options below change them.
     """
     pretty = use_pretty(json_, pretty)
+    check_export(export_view, force)
     max_bytes = max_input_mb << 20
     if gates and out is None:
         raise typer.BadParameter("saves the gate sequences, so it needs --out PATH.npz", None,
@@ -174,7 +176,7 @@ def run(
         }
         h_next, c_next, kept, trace, width = _run_steps(
             cell, inputs.xs, states, T, B, batch_first, dtype.value, inputs.sources["xs"],
-            chunk_steps, keep=out is not None, gates=gates, pretty=pretty,
+            chunk_steps, keep=out is not None, gates=gates, pretty=pretty or bool(export_view),
         )  # fmt: skip
     if not (np.all(np.isfinite(h_next)) and np.all(np.isfinite(c_next))):
         raise OutputError(
@@ -194,7 +196,7 @@ def run(
     sources = {"h_prev": "zeros", "c_prev": "zeros", **inputs.sources, "params": label}
     notes = [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
     report = RunReport(h_next, c_next, T, B, dtype.value, shapes, sources, out, notes, trace, width)
-    emit(report, pretty)
+    emit(report, pretty, export_view, force)
 
 
 def _save_sequences(

@@ -13,7 +13,7 @@ from lstm_cli.io.arrays import cast_checked
 
 from . import options as opt
 from .inputs import resolve_step_inputs
-from .output import emit, print_explanation, use_pretty
+from .output import check_export, emit, print_explanation, use_pretty
 
 
 @opt.cell_options
@@ -26,6 +26,7 @@ def step(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
     ] = None,
+    export_view: opt.ExportViewOpt = None,
     force: opt.ForceOpt = False,
     max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
     json_: opt.JsonOpt = False,
@@ -58,6 +59,7 @@ def step(
     if explain and json_:
         raise typer.BadParameter("--explain prints text; it excludes --json")
     pretty = use_pretty(json_, pretty)
+    check_export(export_view, force)
     max_bytes = max_input_mb << 20
     param_set, label = opt.load_cell(source, max_bytes)
     found = resolve_step_inputs(
@@ -81,9 +83,10 @@ def step(
             return None
         notes.append(f"Saved every array of the result to {out}.")
     if explain:
-        return print_explanation(result, cell, pretty, found.notes)
+        return print_explanation(result, cell, pretty, found.notes, export_view, force)
     from lstm_cli.render.reports import StepReport
 
     sources = {**found.sources, "params": label}
     layout_read = param_set.meta.get("source_layout")
-    emit(StepReport(result, cell, dtype.value, sources, notes, layout_read), pretty)
+    report = StepReport(result, cell, dtype.value, sources, notes, layout_read)
+    emit(report, pretty, export_view, force)
