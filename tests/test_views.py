@@ -104,7 +104,9 @@ def test_export_view_saves_what_the_terminal_shows(name, suffix, tmp_path, monke
 def test_export_view_text_is_the_terminal_view(tmp_path):
     path = tmp_path / "v.txt"
     shown = runner.invoke(app, ["step", "--pretty"], env={"COLUMNS": "90", "NO_COLOR": "1"})
-    saved = runner.invoke(app, ["step", "--json", "--export-view", str(path)], env={"COLUMNS": "90"})
+    saved = runner.invoke(
+        app, ["step", "--json", "--export-view", str(path)], env={"COLUMNS": "90"}
+    )
     assert shown.exit_code == 0 and saved.exit_code == 0, saved.output
     strip = [line.rstrip() for line in shown.stdout.splitlines()]
     assert [line.rstrip() for line in path.read_text().splitlines()] == strip
