@@ -147,6 +147,23 @@ class LSTMParams:
         """True for the seed's equations: no peepholes, no clip, no coupled input-forget."""
         return self.variant.is_plain
 
+    def __repr__(self) -> str:
+        from .reprs import short_repr
+
+        fields: dict[str, Any] = {"F": self.n_features, "H": self.n_hidden, "dtype": self.dtype}
+        fields["variant"] = repr(self.variant.describe() or "none")
+        return short_repr("LSTMParams", fields)
+
+    def _repr_html_(self) -> str:
+        """The cell's arrays with their shapes, and its variant, for notebooks."""
+        from .reprs import arrays_table_html, shape
+
+        rows = [(k, shape(v), str(v.dtype)) for k, v in self.all_arrays().items()]
+        title = f"LSTM cell: F = {self.n_features} inputs, H = {self.n_hidden} units"
+        if not self.is_plain:
+            title += f"; ONNX variant: {self.variant.describe()}"
+        return arrays_table_html(rows, title)
+
     def with_variant(
         self,
         clip: float | None = None,

@@ -270,6 +270,42 @@ class SequenceResult:
     c_seq: Array | None = None
     gates: dict[str, Array] | None = None
 
+    def __repr__(self) -> str:
+        from .reprs import shape, short_repr
+
+        fields: dict[str, Any] = {"n_steps": self.n_steps, "h_next": shape(self.h_next)}
+        fields["dtype"] = self.h_next.dtype
+        kept = [k for k in ("h_seq", "c_seq") if getattr(self, k) is not None]
+        kept += ["gates"] if self.gates is not None else []
+        return short_repr("SequenceResult", {**fields, "kept": kept})
+
+    def _repr_html_(self) -> str:
+        """The final state, and min / mean / max of each kept sequence, for notebooks
+        (batch row 0 of a batch)."""
+        from .reprs import arrays_table_html
+
+        def row0(a: Array) -> Array:
+            return a[:, 0] if self.h_next.ndim == 2 else a
+
+        h, c = (
+            (self.h_next[0], self.c_next[0])
+            if self.h_next.ndim == 2
+            else (self.h_next, self.c_next)
+        )
+        state = [
+            (f"h_next[{j}]", f"{h[j]:+.8f}", f"c_next[{j}] = {c[j]:+.8f}") for j in range(len(h))
+        ]
+        table = arrays_table_html(state, f"Final state after {self.n_steps} steps")
+        kept = {**(self.gates or {}), "c_seq": self.c_seq, "h_seq": self.h_seq}
+        stats = [
+            (k, f"{row0(v).min():+.4f} / {row0(v).mean():+.4f}", f"max {row0(v).max():+.4f}")
+            for k, v in kept.items()
+            if v is not None
+        ]
+        if stats:
+            table += arrays_table_html(stats, "min / mean over every step, and max")
+        return table
+
 
 def default_chunk_steps(n_hidden: int, batch: int, dtype: Any) -> int:
     """Steps per chunk so that a chunk's input projection (n, 4H, B) is about CHUNK_BYTES."""
