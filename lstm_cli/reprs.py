@@ -73,3 +73,34 @@ def arrays_table_html(rows: Sequence[tuple[str, str, str]], title: str) -> str:
         f"<thead><tr><th>array</th><th>shape</th><th>dtype</th></tr></thead>"
         f"<tbody>{body}</tbody></table>"
     )
+
+
+def sequence_repr(result: Any) -> str:
+    """A SequenceResult in one line: steps, the state's shape, dtype, what was kept."""
+    fields: dict[str, Any] = {"n_steps": result.n_steps, "h_next": shape(result.h_next)}
+    fields["dtype"] = result.h_next.dtype
+    kept = [k for k in ("h_seq", "c_seq") if getattr(result, k) is not None]
+    kept += ["gates"] if result.gates is not None else []
+    return short_repr("SequenceResult", {**fields, "kept": kept})
+
+
+def sequence_html(result: Any) -> str:
+    """A SequenceResult's final state (batch row 0 of a batch) and min / mean / max of each
+    kept sequence."""
+    batched = result.h_next.ndim == 2
+
+    def row0(a: np.ndarray) -> np.ndarray:
+        return a[:, 0] if batched else a
+
+    h, c = (result.h_next[0], result.c_next[0]) if batched else (result.h_next, result.c_next)
+    state = [(f"h_next[{j}]", f"{h[j]:+.8f}", f"c_next[{j}] = {c[j]:+.8f}") for j in range(len(h))]
+    page = arrays_table_html(state, f"Final state after {result.n_steps} steps")
+    kept = {**(result.gates or {}), "c_seq": result.c_seq, "h_seq": result.h_seq}
+    stats = [
+        (k, f"{row0(v).min():+.4f} / {row0(v).mean():+.4f}", f"max {row0(v).max():+.4f}")
+        for k, v in kept.items()
+        if v is not None
+    ]
+    if stats:
+        page += arrays_table_html(stats, "min / mean over every step, and max")
+    return page

@@ -26,19 +26,13 @@ Work buffer ``(5H, B)``, rows by block::
       0   H  2H 3H 4H 5H
 
 float32 in gives float32 throughout. Memory is flat in T unless the sequences are asked for:
-the input arrives in chunks (:func:`iter_sequence` takes any iterable of chunks) and each
-chunk's buffers are reused.
+the input arrives in chunks (any iterable of them) and each chunk's buffers are reused.
 
-Variants (peepholes, cell clip, coupled input-forget gate): a cell with any of them runs
-through a second step loop, :func:`_steps_variant_for` (chosen by :func:`_step_loop_for`),
-built from the core's own variant functions so that ``run`` and ``step`` compute the same
-thing, in the order of ``core.py`` and ONNX Runtime: each pre-activation (``W @ u + b``, from
-the fused matrices) gets its peephole term (``Pi * c_prev`` for i, ``Pf * c_prev`` for f,
-``Po * c_next`` for o, which is therefore computed after the cell update), then the clip
-bounds it to ``[-clip, clip]``, then its sigmoid or tanh is taken; ``c_next`` itself is never
-clipped. A coupled gate sets ``f = 1 - i`` (Wf and bf unused). That loop is clearer than
-fast (a few more NumPy calls per step); the plain loop above stays the fast path. Fusing,
-chunking, buffers, streaming and the collection of sequences are shared by both loops.
+Variants (peepholes, clip, coupled input-forget): a second, clearer step loop,
+:func:`_steps_variant_for`, built from the core's own variant functions in the order of
+``core.py`` and ONNX Runtime: peephole term (``Po * c_next`` for o, after the cell update),
+then the clip on each pre-activation (``c_next`` never clipped), then the activation; a
+coupled gate sets ``f = 1 - i``. Fusing, chunking, buffers and streaming are shared.
 """
 
 from __future__ import annotations
@@ -270,41 +264,15 @@ class SequenceResult:
     c_seq: Array | None = None
     gates: dict[str, Array] | None = None
 
-    def __repr__(self) -> str:
-        from .reprs import shape, short_repr
+    def __repr__(self) -> str:  # shapes, dtype and what was kept, never the arrays
+        from .reprs import sequence_repr
 
-        fields: dict[str, Any] = {"n_steps": self.n_steps, "h_next": shape(self.h_next)}
-        fields["dtype"] = self.h_next.dtype
-        kept = [k for k in ("h_seq", "c_seq") if getattr(self, k) is not None]
-        kept += ["gates"] if self.gates is not None else []
-        return short_repr("SequenceResult", {**fields, "kept": kept})
+        return sequence_repr(self)
 
-    def _repr_html_(self) -> str:
-        """The final state, and min / mean / max of each kept sequence, for notebooks
-        (batch row 0 of a batch)."""
-        from .reprs import arrays_table_html
+    def _repr_html_(self) -> str:  # the final state and each kept sequence's range
+        from .reprs import sequence_html
 
-        def row0(a: Array) -> Array:
-            return a[:, 0] if self.h_next.ndim == 2 else a
-
-        h, c = (
-            (self.h_next[0], self.c_next[0])
-            if self.h_next.ndim == 2
-            else (self.h_next, self.c_next)
-        )
-        state = [
-            (f"h_next[{j}]", f"{h[j]:+.8f}", f"c_next[{j}] = {c[j]:+.8f}") for j in range(len(h))
-        ]
-        table = arrays_table_html(state, f"Final state after {self.n_steps} steps")
-        kept = {**(self.gates or {}), "c_seq": self.c_seq, "h_seq": self.h_seq}
-        stats = [
-            (k, f"{row0(v).min():+.4f} / {row0(v).mean():+.4f}", f"max {row0(v).max():+.4f}")
-            for k, v in kept.items()
-            if v is not None
-        ]
-        if stats:
-            table += arrays_table_html(stats, "min / mean over every step, and max")
-        return table
+        return sequence_html(self)
 
 
 def default_chunk_steps(n_hidden: int, batch: int, dtype: Any) -> int:

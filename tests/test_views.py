@@ -128,3 +128,55 @@ def test_export_view_never_clobbers_without_force(tmp_path):
     assert path.read_text() == "mine"
     result = runner.invoke(app, ["step", "--export-view", str(path), "--force"])
     assert result.exit_code == 0 and "Gate activations" in path.read_text()
+
+
+# --------------------------------------------------------------------------- --plot
+
+MAGIC = {".png": b"\x89PNG", ".svg": b"<?xml", ".pdf": b"%PDF"}
+
+
+@pytest.mark.parametrize("suffix", list(MAGIC))
+def test_run_plot_draws_every_gate_over_time(suffix, tmp_path):
+    path = tmp_path / f"gates{suffix}"
+    result = runner.invoke(app, ["run", "--params", str(PARAMS_DIR / "seed42.npz"), "--xs", XS,
+                                 "--plot", str(path), "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = path.read_bytes()
+    assert data.startswith(MAGIC[suffix])
+    if suffix == ".svg":
+        for words in ("input gate", "forget gate", "output gate", "candidate", "cell state"):
+            assert words in data.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_plot_buckets_are_whole_steps_and_exact_means():
+    from lstm_cli.render.plot import BucketMeans
+    from lstm_cli.render.run import QUANTITIES
+
+    rng = np.random.default_rng(1)
+    full = {q: rng.standard_normal((4503, 2)) for q, _, _ in QUANTITIES}
+    buckets = BucketMeans(4503, 2, max_columns=1000)
+    assert buckets.per_bucket == 5 and buckets.n_buckets == 901
+    for a, b in ((0, 3), (3, 4000), (4000, 4503)):
+        buckets.add({q: v[a:b] for q, v in full.items()})
+    means = buckets.means("h")
+    np.testing.assert_allclose(means[:, 0], full["h"][:5].mean(axis=0))
+    np.testing.assert_allclose(means[:, -1], full["h"][4500:].mean(axis=0))  # 3 steps
+
+
+def test_plot_names_the_extra_when_matplotlib_is_missing(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = runner.invoke(app, ["run", "--xs", XS, "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 2, result.output
+    assert "plotting needs matplotlib, the optional extra plot" in result.output
+    assert "pip install '.[plot]'" in result.output
+    assert list(tmp_path.iterdir()) == []
