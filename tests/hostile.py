@@ -141,3 +141,6 @@ def build(bad: Path) -> None:
     (bad / "garbage.safetensors").write_bytes(b"garbage")
     (bad / "garbage.onnx").write_bytes(b"garbage")
     save_param_set(bad / "clip.npz", init_params(10, 4, 1, clip=2.0))
+    split = {k: v.astype(np.float32) for k, v in t.items()}
+    split["bias_hh"] = np.full_like(split["bias_ih"], 2.0**-24) + split["bias_ih"] * 2**-20
+    write_npz(bad / "torch-split-bias.npz", {k: npy_bytes(v) for k, v in split.items()})

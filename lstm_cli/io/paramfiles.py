@@ -195,13 +195,14 @@ def _param_set_from(
     key_prefix: str | None,
 ) -> ParamSet:
     """The one LSTM among ``keys`` as a ParamSet (see :func:`load_param_set`)."""
-    from lstm_cli.layouts import choose_candidate, import_params
+    from lstm_cli.layouts import choose_candidate, import_bias_halves, import_params
 
     candidate = choose_candidate(keys - {"meta"}, source, layout, key_prefix)
     meta_key = candidate.key("meta") if candidate.key("meta") in keys else "meta"
     stored = get_meta(meta_key) if meta_key in keys else {}
     clip, input_forget = Variant.switches_from_meta(stored, source)
     params = import_params(candidate, get, keys, source, clip, input_forget)
+    halves = import_bias_halves(candidate, get, keys)
     example = None
     if candidate.layout == "native" and candidate.key("x_t") in keys:
         ex = {k: get(candidate.key(k)) for k in EXAMPLE_NAMES if candidate.key(k) in keys}
@@ -224,7 +225,7 @@ def _param_set_from(
             "n_hidden": params.n_hidden,
             **params.variant.to_meta(),
         }
-    return ParamSet(params=params, example=example, meta=meta)
+    return ParamSet(params=params, example=example, meta=meta, bias_halves=halves)
 
 
 def save_arrays(
