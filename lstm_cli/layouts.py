@@ -28,7 +28,7 @@ import numpy as np
 
 from .core import Array
 from .errors import Hint, InputError
-from .params import BIAS_NAMES, LAYOUTS, PARAM_NAMES, PEEPHOLE_NAMES, BiasHalves, LSTMParams
+from .params import LAYOUTS, PARAM_NAMES, PEEPHOLE_NAMES, BiasHalves, LSTMParams
 
 PYTORCH_NAMES = ("cell", "lstm")  # nn.LSTMCell names, or nn.LSTM's _l0 names
 ONNX_ORDER = ("i", "o", "f", "c")
@@ -79,9 +79,7 @@ def _stack_halves(halves: BiasHalves | None, params: LSTMParams, order: tuple[st
     if halves is None:
         first = [getattr(params, f"b{g}") for g in order]
         return np.concatenate(first + [np.zeros(4 * params.n_hidden, params.dtype)])
-    return np.concatenate(
-        [halves.first[f"b{g}"] for g in order] + [halves.second[f"b{g}"] for g in order]
-    )
+    return np.concatenate([h[f"b{g}"] for h in (halves.first, halves.second) for g in order])
 
 
 def to_pytorch(params: LSTMParams, halves: BiasHalves | None = None) -> dict[str, Array]:
@@ -276,6 +274,7 @@ def import_params(
         return LSTMParams.from_mapping(arrays, source, clip=clip, input_forget=input_forget)
     w_in, w_rec = (get(k(n)) for n in spec.required)
     if spec.layout == "pytorch":
+        _refuse_more_cells(candidate, keys, source)
         if k("weight_hr_l0") in keys:
             raise InputError(
                 f"{source}: {k('weight_hr_l0')} is an nn.LSTM with proj_size, whose h is "
@@ -309,6 +308,21 @@ def import_params(
     B = get(k("B")) if k("B") in keys else None
     P = get(k("P")) if k("P") in keys else None
     return from_onnx(w_in, w_rec, B, P, clip=clip, input_forget=input_forget, source=source, key=k)
+
+
+def _refuse_more_cells(candidate: Candidate, keys: Collection[str], source: str) -> None:
+    """An ``nn.LSTM`` of several cells (layers, directions) is refused, never read silently."""
+    if candidate.spec.flavour != "lstm":
+        return
+    stem = candidate.key("weight_ih_l")
+    cells = sorted(k[len(stem) :] for k in keys if k.startswith(stem))
+    if len(cells) > 1:
+        names = ", ".join(f"l{c}" for c in cells)
+        raise InputError(
+            f"{source}: {candidate.prefix or 'the'} nn.LSTM holds {len(cells)} cells ({names}: "
+            "layers and directions); only a one-layer, one-direction nn.LSTM is read, never one "
+            "of its cells silently"
+        )
 
 
 def _stacked_hidden(
@@ -459,8 +473,7 @@ def import_bias_halves(
     candidate: Candidate, get: Callable[[str], Array], keys: Collection[str]
 ) -> BiasHalves | None:
     """Both biases of a pytorch or onnx LSTM by native name, when the second is not all zeros
-    (an all-zero second half, as this tool exports, adds nothing to keep); else None. Call
-    after :func:`import_params`, which has checked the shapes."""
+    (an all-zero one adds nothing to keep); else None. Call after :func:`import_params`."""
     k = candidate.key
     if candidate.layout == "pytorch":
         names = candidate.spec.optional
@@ -475,16 +488,13 @@ def import_bias_halves(
         return None
     if not np.any(second):
         return None
-    H = first.shape[0] // 4
-    dtype = np.result_type(first, second)
-    halves: tuple[dict[str, Array], dict[str, Array]] = ({}, {})
-    for n, gate in enumerate(order):
-        halves[0][f"b{gate}"] = first[n * H : (n + 1) * H].astype(dtype)
-        halves[1][f"b{gate}"] = second[n * H : (n + 1) * H].astype(dtype)
-    assert set(halves[0]) == set(BIAS_NAMES)
-    return BiasHalves(*halves)
+    H, dtype = first.shape[0] // 4, np.result_type(first, second)
+    rows = {f"b{g}": slice(n * H, (n + 1) * H) for n, g in enumerate(order)}
+    return BiasHalves(
+        {b: first[r].astype(dtype) for b, r in rows.items()},
+        {b: second[r].astype(dtype) for b, r in rows.items()},
+    )
 
 
 def describe_arrays(arrays: Mapping[str, Array]) -> dict[str, Any]:
-    """``{key: [shape...]}`` for a summary."""
     return {k: list(v.shape) for k, v in arrays.items()}

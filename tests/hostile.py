@@ -153,3 +153,5 @@ def build(bad: Path) -> None:
     with zipfile.ZipFile(bad / "model.pt", "w") as z:
         z.writestr("archive/data.pkl", b"\x80\x02ctorch.nn.modules.rnn\nLSTM\n)\x81.")
     (bad / "raw-pickle.pt").write_bytes(pickle.dumps({"a": 1}))
+    two_layer = {f"{k}_l{n}": v for k, v in t.items() for n in (0, 1)}
+    write_npz(bad / "torch-2-layers.npz", {k: npy_bytes(v) for k, v in two_layer.items()})
