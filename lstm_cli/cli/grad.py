@@ -100,7 +100,7 @@ def grad(
     max_bytes = max_input_mb << 20
     param_set, label = opt.load_cell(source, max_bytes)
     found = _grad_inputs(specs, up_specs, param_set, label, max_bytes)
-    cell = opt.cast_cell(param_set.params, dtype.value, label)
+    cell = opt.cast_cell(param_set.params, dtype.value, label, param_set.bias_halves)
     g = _backward(cell, found, dtype.value)
     rows = None
     if check:

@@ -55,7 +55,6 @@ def one_from_stdin(specs: Mapping[str, str | None]) -> None:
         raise InputError(f"only one input can come from stdin, got - for {', '.join(from_stdin)}")
 
 
-
 def check_state(
     arr: Array, name: str, H: int, batch: tuple[int, ...], source: str, origin: str
 ) -> Array:

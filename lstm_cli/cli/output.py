@@ -36,6 +36,8 @@ HINT_TEXT = {
     Hint.LOOSEN_TOLERANCE: "; loosen --atol/--rtol if acceptable",
     Hint.EXPORT_LAYOUT: "; use --to onnx or --to native",
     Hint.MAKE_VECTORS: " (make one with: lstm-cell vectors)",
+    Hint.KEEP_BIAS_HALVES: "; use --to pytorch or --to onnx (both biases kept), or pass "
+    "--sum-biases to write their sum rounded",
 }
 
 

@@ -192,7 +192,9 @@ def run(
     if out is not None:
         check_writable(out, force)
     param_set, label = opt.load_cell(source, max_bytes)
-    cell = opt.cast_cell(param_set.params, dtype.value, label)  # variants included
+    cell = opt.cast_cell(
+        param_set.params, dtype.value, label, param_set.bias_halves
+    )  # variants included
     inputs, T, B = resolve_run_inputs(
         xs, {"h_prev": h, "c_prev": c}, cell.n_features, cell.n_hidden, label, batch_first,
         max_bytes=max_bytes,

@@ -65,10 +65,8 @@ def step(
     found = resolve_step_inputs(
         {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label, max_bytes=max_bytes
     )
-    cell = opt.cast_cell(param_set.params, dtype.value, label)
-    inputs = {
-        k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()
-    }
+    cell = opt.cast_cell(param_set.params, dtype.value, label, param_set.bias_halves)
+    inputs = {k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()}
     result = cell.step(inputs["x_t"], inputs["h_prev"], inputs["c_prev"])
     if not (np.all(np.isfinite(result.h_next)) and np.all(np.isfinite(result.c_next))):
         raise OutputError(

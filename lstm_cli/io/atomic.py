@@ -168,8 +168,6 @@ def save_npz(path: Path, arrays: Mapping[str, Array], force: bool = False) -> No
     atomic_write(path, write, force)
 
 
-
-
 def write_bytes(path: Path, data: bytes, force: bool = False) -> None:
     """``data`` written atomically at exactly ``path``."""
 

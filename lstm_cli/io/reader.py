@@ -25,6 +25,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 STDIN = "-"
 DEFAULT_MAX_INPUT_BYTES = safeload.DEFAULT_MAX_BYTES
 
+
 def stdin_is_piped() -> bool:
     """True when stdin is a pipe or a file (something to read), not a terminal or /dev/null."""
     stdin = sys.stdin
@@ -55,8 +56,6 @@ def read_stdin(limit: int = DEFAULT_MAX_INPUT_BYTES) -> bytes:
     return data
 
 
-
-
 def check_readable(path: Path, max_bytes: int | None = None) -> None:
     """Refuse a missing path, a folder, or a file larger than ``max_bytes``, before reading."""
     try:
@@ -76,8 +75,7 @@ def check_readable(path: Path, max_bytes: int | None = None) -> None:
         raise InputError(f"{path}: is a block device, not a file to read")
     if max_bytes is not None and stat.S_ISREG(st.st_mode) and st.st_size > max_bytes:
         raise InputError(
-            f"{path}: {safeload.mib(st.st_size)}, over the {safeload.mib(max_bytes)} input "
-            "limit",
+            f"{path}: {safeload.mib(st.st_size)}, over the {safeload.mib(max_bytes)} input limit",
             Hint.RAISE_INPUT_LIMIT,
         )
 
@@ -137,7 +135,6 @@ def array_from_bytes(
 def load_array(path: Path, name: str, max_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> Array:
     """Read ``name`` from a .npy or .json file."""
     return array_from_bytes(read_file(path, max_bytes), name, str(path), max_bytes)
-
 
 
 def read_source(spec: str, max_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> tuple[bytes, str]:

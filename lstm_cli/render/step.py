@@ -21,6 +21,7 @@ MAX_UNITS_SHOWN = 64
 BAR_WIDTH = 5
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 
+
 def _bar(fraction: float, width: int = BAR_WIDTH) -> str:
     """A horizontal bar of ``width`` cells filled to ``fraction`` in [0, 1], in eighths."""
     eighths = round(min(max(fraction, 0.0), 1.0) * width * 8)
