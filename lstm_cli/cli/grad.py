@@ -65,7 +65,9 @@ def grad(
     ] = 1e-6,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Also save the gradients: .json, else .npz."),
+        typer.Option(
+            "--out", "-o", help="Also save the gradients: .npz, .json or .safetensors."
+        ),
     ] = None,
     force: opt.ForceOpt = False,
     max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
@@ -95,6 +97,11 @@ def grad(
     specs = {"x_t": x, "h_prev": h, "c_prev": c, "xs": xs}
     up_specs = {"dh_next": dh_next, "dc_next": dc_next, **({"dhs": dhs} if xs else {})}
     one_from_stdin({**specs, **up_specs})
+    if out is not None:  # refused before any work
+        from lstm_cli.io.atomic import check_writable, output_suffix
+
+        output_suffix(out)
+        check_writable(out, force)
     max_bytes = max_input_mb << 20
     param_set, label = opt.load_cell(source, max_bytes)
     found = _grad_inputs(specs, up_specs, param_set, label, max_bytes)
@@ -184,15 +191,18 @@ def _check(cell: LSTMParams, found: GradInputs) -> list[CheckRow]:
 
 
 def _save_grads(out: Path, report: GradReport, force: bool) -> None:
-    """The gradients as JSON (the printed payload) for a .json path, else as .npz."""
-    if out.suffix.lower() == ".json":
+    """The gradients as JSON (the printed payload) for a .json path, else as .npz or
+    .safetensors, by the extension."""
+    from lstm_cli.io.atomic import output_suffix
+
+    if output_suffix(out) == ".json":
         from lstm_cli.io.atomic import write_bytes
         from lstm_cli.io.jsonio import dumps
 
         write_bytes(out, dumps(report.to_json()).encode() + b"\n", force)
     else:
-        from lstm_cli.io.atomic import save_npz
+        from lstm_cli.io.paramfiles import save_result
 
         g = report.grads
-        save_npz(out, {**g.grads, "h_next": g.h_next, "c_next": g.c_next}, force)
+        save_result(out, {**g.grads, "h_next": g.h_next, "c_next": g.c_next}, force)
     report.notes.append(f"Saved the gradients to {out}.")

@@ -24,7 +24,10 @@ def step(
     c: opt.COpt = None,
     dtype: opt.DTypeOpt = opt.DType.float64,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Also save every array of the result: .npz, .json or .safetensors."
+        ),
     ] = None,
     force: opt.ForceOpt = False,
     max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
@@ -58,6 +61,11 @@ def step(
     if explain and json_:
         raise typer.BadParameter("--explain prints text; it excludes --json")
     pretty = use_pretty(json_, pretty)
+    if out is not None:  # refused before any work
+        from lstm_cli.io.atomic import check_writable, output_suffix
+
+        output_suffix(out)
+        check_writable(out, force)
     max_bytes = max_input_mb << 20
     param_set, label = opt.load_cell(source, max_bytes)
     found = resolve_step_inputs(
@@ -74,9 +82,10 @@ def step(
         )
     notes = list(found.notes)
     if out is not None:
-        from lstm_cli.io.atomic import is_stdout, save_npz
+        from lstm_cli.io.atomic import is_stdout
+        from lstm_cli.io.paramfiles import save_result
 
-        save_npz(out, result.arrays(), force=force)
+        save_result(out, result.arrays(), force=force)
         if is_stdout(out):  # stdout carries the .npz itself
             return None
         notes.append(f"Saved every array of the result to {out}.")
