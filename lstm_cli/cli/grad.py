@@ -104,7 +104,8 @@ def grad(
         check_writable(out, force)
     max_bytes = max_input_mb << 20
     param_set, label = opt.load_cell(source, max_bytes)
-    found = _grad_inputs(specs, up_specs, param_set, label, max_bytes)
+    params_stdin = {"params": None if source.params is None else str(source.params)}
+    found = _grad_inputs(specs, {**up_specs, **params_stdin}, param_set, label, max_bytes)
     cell = opt.cast_cell(param_set.params, dtype.value, label)
     g = _backward(cell, found, dtype.value)
     rows = None
@@ -139,7 +140,7 @@ def _grad_inputs(
     H = param_set.params.n_hidden
     if specs["xs"] is None:
         step_specs = {k: specs[k] for k in ("x_t", "h_prev", "c_prev")}
-        stdin_free = not any(map(names_stdin, up_specs.values()))  # an upstream may read it
+        stdin_free = not any(map(names_stdin, up_specs.values()))  # params or upstream read it
         found = resolve_step_inputs(
             step_specs, param_set, label, lambda: stdin_free and stdin_is_piped(), max_bytes
         )
@@ -149,6 +150,7 @@ def _grad_inputs(
         arrays, sources = resolve_sequence_arrays(specs, param_set, label, max_bytes)
         notes = []
         state_shape, T = arrays["xs"].shape[1:-1] + (H,), arrays["xs"].shape[0]
+    up_specs = {k: v for k, v in up_specs.items() if k != "params"}  # (only stdin_free)
     upstream = resolve_upstream(up_specs, state_shape, T, max_bytes)
     return GradInputs(arrays, upstream, sources, notes, state_shape)
 

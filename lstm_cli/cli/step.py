@@ -10,9 +10,10 @@ import typer
 
 from lstm_cli.errors import OutputError
 from lstm_cli.io.arrays import cast_checked
+from lstm_cli.io.reader import stdin_is_piped
 
 from . import options as opt
-from .inputs import resolve_step_inputs
+from .inputs import names_stdin, resolve_step_inputs
 from .output import emit, print_explanation, use_pretty
 
 
@@ -68,9 +69,11 @@ def step(
         check_writable(out, force)
     max_bytes = max_input_mb << 20
     param_set, label = opt.load_cell(source, max_bytes)
+    params_took_stdin = source.params is not None and names_stdin(str(source.params))
     found = resolve_step_inputs(
-        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label, max_bytes=max_bytes
-    )
+        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label,
+        lambda: not params_took_stdin and stdin_is_piped(), max_bytes,
+    )  # fmt: skip
     cell = opt.cast_cell(param_set.params, dtype.value, label)
     inputs = {
         k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()
