@@ -117,6 +117,7 @@ def build(bad: Path) -> None:
     (bad / "inputs.npz").write_bytes(seed42)
     (bad / "empty.json").write_text(" \n")
     (bad / "object-no-x.json").write_text(json.dumps({"h": [0, 0, 0, 0]}))
+    (bad / "empty-object.json").write_text("{}")
     (bad / "existing.npz").write_bytes(b"precious")
     (bad / "sub").mkdir(exist_ok=True)
     # sequences, golden vectors and results files for run / check

@@ -306,7 +306,9 @@ def test_refused_states_and_options(params, in_tmp):
     np.save("big_xs.npy", np.full((4, F), 1e300))
     refused([*base, "--xs", "big_xs.npy", "--dtype", "float32"],
             "big_xs.npy: xs holds values too large for float32")  # fmt: skip
-    refused([*base], "stdin: empty", input="")
+    # an empty in-memory stdin stands for nothing handed over (< /dev/null); a real empty
+    # pipe says "stdin: empty" (tests/test_process.py::test_empty_pipe_on_stdin_is_refused...)
+    refused([*base], "xs is missing", input="")
 
 
 def test_json_and_pretty_exclude_each_other(params, in_tmp):

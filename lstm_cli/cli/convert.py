@@ -64,12 +64,13 @@ def convert(
     """Convert LSTM weights between layouts, bit for bit.
 
     The source layout is detected from the keys (or given with --from); a file holding
-    several LSTMs needs --key-prefix. The output format follows OUT's name: .safetensors,
-    else .npz. PyTorch output loads with load_state_dict as it is (both biases, bias_hh
-    zeros, or both biases exactly as a PyTorch or ONNX source had them); Keras output is
-    kernel, recurrent_kernel, bias; ONNX output is W, R, B (and P). Native and Keras hold one
-    bias: the sum of a source's two biases is written only when it is exact in the file's
-    dtype, unless --sum-biases.
+    several LSTMs needs --key-prefix. The output format follows OUT's name: .npz or
+    .safetensors (.pt, .h5, .keras are refused: convert to .safetensors, which
+    safetensors.torch.load_file reads for PyTorch). PyTorch output loads with load_state_dict
+    as it is (both biases, bias_hh zeros, or both biases exactly as a PyTorch or ONNX source
+    had them); Keras output is kernel, recurrent_kernel, bias; ONNX output is W, R, B (and
+    P). Native and Keras hold one bias: the sum of a source's two biases is written only when
+    it is exact in the file's dtype, unless --sum-biases.
 
     \b
         lstm-cell convert model.safetensors cell.npz --to native \\
@@ -78,12 +79,15 @@ def convert(
     \b
         lstm-cell convert cell.npz torch_cell.safetensors --to pytorch
     """
-    from lstm_cli.io.atomic import is_stdout
+    from lstm_cli.io.atomic import PARAM_SUFFIXES, check_writable, is_stdout, output_suffix
     from lstm_cli.io.paramfiles import load_param_set, save_arrays, save_param_set
     from lstm_cli.layouts import export_arrays
     from lstm_cli.render.reports import ConvertReport
 
     pretty = use_pretty(json_, pretty)
+    if dst.suffix.lower() != ".onnx":  # (.onnx is refused with its own message)
+        output_suffix(dst, PARAM_SUFFIXES)  # refused before any work
+    check_writable(dst, force)
     lay = None if layout is None else layout.value
     param_set = load_param_set(src, max_input_mb << 20, layout=lay, key_prefix=key_prefix)
     params = param_set.params

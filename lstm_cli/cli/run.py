@@ -14,7 +14,7 @@ import typer
 from lstm_cli.core import Array
 from lstm_cli.errors import OutputError
 from lstm_cli.io.arrays import cast_checked
-from lstm_cli.io.atomic import check_writable, is_stdout
+from lstm_cli.io.atomic import check_writable, is_stdout, output_suffix
 from lstm_cli.params import LSTMParams
 from lstm_cli.render.reports import RunReport
 
@@ -140,7 +140,7 @@ def run(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Save h_seq, c_seq, h_next, c_next (.npz, exactly this path)."
+            "--out", "-o", help="Save h_seq, c_seq, h_next, c_next: .npz, .json or .safetensors."
         ),
     ] = None,
     gates: Annotated[
@@ -190,6 +190,7 @@ def run(
         raise typer.BadParameter("saves the gate sequences, so it needs --out PATH.npz", None,
                                  param_hint="--gates")  # fmt: skip
     if out is not None:
+        output_suffix(out)
         check_writable(out, force)
     param_set, label = opt.load_cell(source, max_bytes)
     cell = opt.cast_cell(
@@ -244,9 +245,9 @@ def _save_sequences(
     force: bool,
 ) -> None:
     """The kept sequences (T, ...), or (B, T, H) like a batch-first input, and the final state."""
-    from lstm_cli.io.atomic import save_npz
+    from lstm_cli.io.paramfiles import save_result
 
     arrays = {k: np.concatenate(v) for k, v in kept.items() if v}
     if batch_first:  # (T, B, H) -> (B, T, H), like the input
         arrays = {k: np.swapaxes(v, 0, 1) for k, v in arrays.items()}
-    save_npz(out, {**arrays, "h_next": h_next, "c_next": c_next}, force=force)
+    save_result(out, {**arrays, "h_next": h_next, "c_next": c_next}, force=force)

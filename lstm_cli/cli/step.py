@@ -10,9 +10,10 @@ import typer
 
 from lstm_cli.errors import OutputError
 from lstm_cli.io.arrays import cast_checked
+from lstm_cli.io.reader import stdin_is_piped
 
 from . import options as opt
-from .inputs import resolve_step_inputs
+from .inputs import names_stdin, resolve_step_inputs
 from .output import check_export, emit, print_explanation, use_pretty
 
 
@@ -24,7 +25,10 @@ def step(
     c: opt.COpt = None,
     dtype: opt.DTypeOpt = opt.DType.float64,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Also save every array of the result: .npz, .json or .safetensors."
+        ),
     ] = None,
     export_view: opt.ExportViewOpt = None,
     force: opt.ForceOpt = False,
@@ -60,13 +64,22 @@ def step(
         raise typer.BadParameter("--explain prints text; it excludes --json")
     pretty = use_pretty(json_, pretty)
     check_export(export_view, force)
+    if out is not None:  # refused before any work
+        from lstm_cli.io.atomic import check_writable, output_suffix
+
+        output_suffix(out)
+        check_writable(out, force)
     max_bytes = max_input_mb << 20
     param_set, label = opt.load_cell(source, max_bytes)
+    params_took_stdin = source.params is not None and names_stdin(str(source.params))
     found = resolve_step_inputs(
-        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label, max_bytes=max_bytes
-    )
+        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label,
+        lambda: not params_took_stdin and stdin_is_piped(), max_bytes,
+    )  # fmt: skip
     cell = opt.cast_cell(param_set.params, dtype.value, label, param_set.bias_halves)
-    inputs = {k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()}
+    inputs = {
+        k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()
+    }
     result = cell.step(inputs["x_t"], inputs["h_prev"], inputs["c_prev"])
     if not (np.all(np.isfinite(result.h_next)) and np.all(np.isfinite(result.c_next))):
         raise OutputError(
@@ -74,9 +87,10 @@ def step(
         )
     notes = list(found.notes)
     if out is not None:
-        from lstm_cli.io.atomic import is_stdout, save_npz
+        from lstm_cli.io.atomic import is_stdout
+        from lstm_cli.io.paramfiles import save_result
 
-        save_npz(out, result.arrays(), force=force)
+        save_result(out, result.arrays(), force=force)
         if is_stdout(out):  # stdout carries the .npz itself
             return None
         notes.append(f"Saved every array of the result to {out}.")

@@ -19,8 +19,8 @@ from lstm_cli.params import EXAMPLE_NAMES, FORMAT_VERSION, ExampleInputs, ParamS
 
 from . import safeload
 from .arrays import as_float_array
-from .atomic import save_npz, write_bytes
-from .jsonio import reject_constant
+from .atomic import PARAM_SUFFIXES, output_suffix, save_npz, write_bytes
+from .jsonio import dumps, json_list, reject_constant
 from .reader import NPY_MAGIC, ZIP_MAGIC, check_readable, is_regular_file, read_file
 from .torchfile import TORCH_SUFFIXES, is_torch_legacy, is_torch_zip, open_checkpoint
 
@@ -279,7 +279,7 @@ def save_arrays(
         raise InputError(
             f"{path}: writing .onnx models is not supported; write .npz or .safetensors"
         )
-    if path.suffix.lower() != SAFETENSORS_SUFFIX:
+    if output_suffix(path, PARAM_SUFFIXES) != SAFETENSORS_SUFFIX:
         out: dict[str, Any] = dict(arrays)
         if meta is not None:
             out["meta"] = np.array(json.dumps(meta, sort_keys=True))  # 0-d str, no pickle
@@ -294,6 +294,17 @@ def save_arrays(
     tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     metadata = None if meta is None else {"meta": json.dumps(meta, sort_keys=True)}
     write_bytes(path, save(tensors, metadata=metadata), force)
+
+
+def save_result(path: Path, arrays: Mapping[str, Array], force: bool = False) -> None:
+    """A command's result arrays at ``path``, in the format its extension names: .npz (also
+    for ``-`` and names without an extension), .safetensors, or .json (an object of nested
+    lists, non-finite values as null)."""
+    if output_suffix(path) == ".json":
+        text = dumps({k: json_list(np.asarray(v)) for k, v in arrays.items()})
+        write_bytes(path, text.encode() + b"\n", force)
+        return
+    save_arrays(path, arrays, None, force)
 
 
 def save_param_set(path: Path, param_set: ParamSet, force: bool = False) -> None:

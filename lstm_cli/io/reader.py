@@ -36,8 +36,26 @@ def stdin_is_piped() -> bool:
             return False
         mode = os.fstat(stdin.fileno()).st_mode
     except (OSError, ValueError, io.UnsupportedOperation):
-        return True  # an in-memory stream (tests, embedding): readable
+        return _in_memory_has_data(stdin)  # tests, embedding: empty counts as /dev/null
     return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
+
+
+def _in_memory_has_data(stdin: object) -> bool:
+    """True when an in-memory stdin has bytes left to read (it is peeked, not consumed).
+
+    An empty one stands for a process given nothing, like ``< /dev/null``; an empty *pipe*
+    of a real process is still read (and refused where stdin is the only input).
+    """
+    buf = getattr(stdin, "buffer", None)
+    try:
+        if buf is None or not buf.seekable():
+            return True
+        pos = buf.tell()
+        has_data = bool(buf.read(1))
+        buf.seek(pos)
+    except (OSError, ValueError):
+        return True
+    return has_data
 
 
 def read_stdin(limit: int = DEFAULT_MAX_INPUT_BYTES) -> bytes:
