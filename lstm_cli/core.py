@@ -101,6 +101,23 @@ class StepResult:
     c_next: Array
     h_next: Array
 
+    def __repr__(self) -> str:
+        from .reprs import shape, short_repr
+
+        return short_repr(
+            "StepResult",
+            {"x_t": shape(self.x_t), "h_next": shape(self.h_next), "dtype": self.h_next.dtype},
+        )
+
+    def _repr_html_(self) -> str:
+        """The gate table of the terminal (batch row 0 of a batch), for notebooks."""
+        from .reprs import gate_table_html
+
+        batched = self.h_next.ndim == 2
+        columns = {k: (v[0] if batched else v) for k, v in self.arrays().items()}
+        title = "Gate activations" + (f", batch row 0 of {self.h_next.shape[0]}" if batched else "")
+        return gate_table_html(columns, title)
+
     def arrays(self) -> dict[str, Array]:
         """All arrays of the result by name, in the order of the equations."""
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -28,6 +28,7 @@ class Hint(str, enum.Enum):
     LOOSEN_TOLERANCE = "loosen_tolerance"  # float32 arithmetic
     EXPORT_LAYOUT = "export_layout"  # the layout cannot hold this variant
     MAKE_VECTORS = "make_vectors"  # no vectors folder: the vectors command makes one
+    KEEP_BIAS_HALVES = "keep_bias_halves"  # two biases whose sum one bias cannot hold exactly
 
 
 class LstmCellError(Exception):

@@ -136,5 +136,3 @@ def _orthogonal(rng: np.random.RandomState, rows: int, cols: int) -> Array:
     q, r = np.linalg.qr(a)
     q = q * np.sign(np.diag(r))
     return q.T if rows < cols else q
-
-

@@ -10,9 +10,12 @@ the native :class:`~lstm_cli.params.LSTMParams` and export from it, exactly (bit
 | onnx    | W (1, 4H, F), R (1, 4H, H), B (1, 8H) = [Wb, Rb], opt. P (1, 3H)   | i, o, f, c |
 
 Biases are optional in the framework layouts (``bias=False`` models): absent means zeros.
-PyTorch's two biases and ONNX's two halves of B are summed on import; on export the whole bias
-goes to ``bias_ih`` / ``Wb`` and the other is zeros. PyTorch and Keras have no peepholes, clip
-or coupled input-forget gate, so a cell using them is refused for those layouts.
+PyTorch's two biases and ONNX's two halves of B are summed on import into the cell's one bias;
+when the second half is not all zeros, both are also kept (:func:`import_bias_halves`), so the
+sum can be made in the compute dtype, and exported to pytorch / onnx as they were. Without kept
+halves, the whole bias goes to ``bias_ih`` / ``Wb`` on export and the other is zeros. PyTorch
+and Keras have no peepholes, clip or coupled input-forget gate, so a cell using them is refused
+for those layouts.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 
 from .core import Array
 from .errors import Hint, InputError
-from .params import LAYOUTS, PARAM_NAMES, PEEPHOLE_NAMES, LSTMParams
+from .params import LAYOUTS, PARAM_NAMES, PEEPHOLE_NAMES, BiasHalves, LSTMParams
 
 PYTORCH_NAMES = ("cell", "lstm")  # nn.LSTMCell names, or nn.LSTM's _l0 names
 ONNX_ORDER = ("i", "o", "f", "c")
@@ -70,15 +73,27 @@ def _from_blocks(
     return LSTMParams.from_mapping(arrays, source=source)
 
 
-def to_pytorch(params: LSTMParams) -> dict[str, Array]:
+def _stack_halves(halves: BiasHalves | None, params: LSTMParams, order: tuple[str, ...]) -> Array:
+    """(8H,): the first halves then the second halves in ``order``; without kept halves, the
+    cell's bias then zeros."""
+    if halves is None:
+        first = [getattr(params, f"b{g}") for g in order]
+        return np.concatenate(first + [np.zeros(4 * params.n_hidden, params.dtype)])
+    return np.concatenate([h[f"b{g}"] for h in (halves.first, halves.second) for g in order])
+
+
+def to_pytorch(params: LSTMParams, halves: BiasHalves | None = None) -> dict[str, Array]:
     """``nn.LSTMCell`` state dict arrays: weight_ih (4H, F), weight_hh (4H, H), bias_ih (4H,),
-    bias_hh (4H,), gates i, f, g, o. The whole bias goes to bias_ih; bias_hh is zeros."""
+    bias_hh (4H,), gates i, f, g, o. With ``halves`` (kept from a two-bias file) the two biases
+    are those halves, exactly; else the whole bias goes to bias_ih and bias_hh is zeros."""
     blocks = _gate_blocks(params)
+    bias = _stack_halves(halves, params, PYTORCH_ORDER)
+    H4 = 4 * params.n_hidden
     return {
         "weight_ih": np.concatenate([blocks[g][0] for g in PYTORCH_ORDER]),
         "weight_hh": np.concatenate([blocks[g][1] for g in PYTORCH_ORDER]),
-        "bias_ih": np.concatenate([blocks[g][2] for g in PYTORCH_ORDER]),
-        "bias_hh": np.zeros(4 * params.n_hidden, dtype=params.dtype),
+        "bias_ih": bias[:H4],
+        "bias_hh": bias[H4:],
     }
 
 
@@ -259,6 +274,7 @@ def import_params(
         return LSTMParams.from_mapping(arrays, source, clip=clip, input_forget=input_forget)
     w_in, w_rec = (get(k(n)) for n in spec.required)
     if spec.layout == "pytorch":
+        _refuse_more_cells(candidate, keys, source)
         if k("weight_hr_l0") in keys:
             raise InputError(
                 f"{source}: {k('weight_hr_l0')} is an nn.LSTM with proj_size, whose h is "
@@ -292,6 +308,21 @@ def import_params(
     B = get(k("B")) if k("B") in keys else None
     P = get(k("P")) if k("P") in keys else None
     return from_onnx(w_in, w_rec, B, P, clip=clip, input_forget=input_forget, source=source, key=k)
+
+
+def _refuse_more_cells(candidate: Candidate, keys: Collection[str], source: str) -> None:
+    """An ``nn.LSTM`` of several cells (layers, directions) is refused, never read silently."""
+    if candidate.spec.flavour != "lstm":
+        return
+    stem = candidate.key("weight_ih_l")
+    cells = sorted(k[len(stem) :] for k in keys if k.startswith(stem))
+    if len(cells) > 1:
+        names = ", ".join(f"l{c}" for c in cells)
+        raise InputError(
+            f"{source}: {candidate.prefix or 'the'} nn.LSTM holds {len(cells)} cells ({names}: "
+            "layers and directions); only a one-layer, one-direction nn.LSTM is read, never one "
+            "of its cells silently"
+        )
 
 
 def _stacked_hidden(
@@ -368,16 +399,15 @@ def from_onnx(
 # --------------------------------------------------------------------------- export
 
 
-def to_onnx(params: LSTMParams) -> dict[str, Array]:
-    """ONNX LSTM arrays: W (1, 4H, F), R (1, 4H, H), B (1, 8H) with the whole bias in Wb and
-    Rb zeros, and P (1, 3H) when the cell has peepholes; gates i, o, f, c."""
+def to_onnx(params: LSTMParams, halves: BiasHalves | None = None) -> dict[str, Array]:
+    """ONNX LSTM arrays: W (1, 4H, F), R (1, 4H, H), B (1, 8H) = [Wb, Rb] (the kept
+    ``halves``, else the whole bias in Wb and Rb zeros), and P (1, 3H) when the cell has
+    peepholes; gates i, o, f, c."""
     blocks = _gate_blocks(params)
     out = {
         "W": np.concatenate([blocks[g][0] for g in ONNX_ORDER])[None],
         "R": np.concatenate([blocks[g][1] for g in ONNX_ORDER])[None],
-        "B": np.concatenate(
-            [blocks[g][2] for g in ONNX_ORDER] + [np.zeros(4 * params.n_hidden, params.dtype)]
-        )[None],
+        "B": _stack_halves(halves, params, ONNX_ORDER)[None],
     }
     peepholes = params.peepholes
     if peepholes is not None:
@@ -386,12 +416,18 @@ def to_onnx(params: LSTMParams) -> dict[str, Array]:
 
 
 def export_arrays(
-    params: LSTMParams, layout: str, pytorch_names: str = "cell", prefix: str = ""
+    params: LSTMParams,
+    layout: str,
+    pytorch_names: str = "cell",
+    prefix: str = "",
+    halves: BiasHalves | None = None,
 ) -> dict[str, Array]:
     """The arrays of ``params`` in ``layout`` (keys prefixed with ``prefix``).
 
     ``pytorch_names`` is ``cell`` (``nn.LSTMCell``: weight_ih, ...) or ``lstm`` (``nn.LSTM``:
-    weight_ih_l0, ...). Refuses variants that the target framework does not have.
+    weight_ih_l0, ...). Refuses variants that the target framework does not have. ``halves``
+    (kept from a file with two biases) go to pytorch's and onnx's two biases exactly; native
+    and keras hold one bias, so their sum must be exact in the cell's dtype (else refused).
     """
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
@@ -403,20 +439,62 @@ def export_arrays(
             Hint.EXPORT_LAYOUT,
         )
     arrays: dict[str, Array]
+    if layout in ("native", "keras") and halves is not None:
+        params = _summed_exactly(params, halves, layout)
     if layout == "native":
         arrays = params.all_arrays()
     elif layout == "pytorch":
         if pytorch_names not in PYTORCH_NAMES:
             raise InputError(f"unknown PyTorch names {pytorch_names!r}; expected cell or lstm")
         suffix = "_l0" if pytorch_names == "lstm" else ""
-        arrays = {k + suffix: v for k, v in to_pytorch(params).items()}
+        arrays = {k + suffix: v for k, v in to_pytorch(params, halves).items()}
     elif layout == "keras":
         arrays = to_keras(params)
     else:
-        arrays = to_onnx(params)
+        arrays = to_onnx(params, halves)
     return {prefix + k: np.ascontiguousarray(v) for k, v in arrays.items()}
 
 
+def _summed_exactly(params: LSTMParams, halves: BiasHalves, layout: str) -> LSTMParams:
+    """``params`` with its one bias the halves' exact sum in the cell's dtype; refused when
+    the sum does not fit that dtype exactly (the layout has one bias: a half would be lost)."""
+    inexact = halves.inexact_in(params.dtype)
+    if inexact:
+        raise InputError(
+            f"cannot convert to {layout} exactly: {layout} has one bias, and the sum of the "
+            f"file's two biases is not exact in {params.dtype} for {inexact} of "
+            f"{4 * params.n_hidden} entries",
+            Hint.KEEP_BIAS_HALVES,
+        )
+    return params.with_arrays(halves.summed(params.dtype))
+
+
+def import_bias_halves(
+    candidate: Candidate, get: Callable[[str], Array], keys: Collection[str]
+) -> BiasHalves | None:
+    """Both biases of a pytorch or onnx LSTM by native name, when the second is not all zeros
+    (an all-zero one adds nothing to keep); else None. Call after :func:`import_params`."""
+    k = candidate.key
+    if candidate.layout == "pytorch":
+        names = candidate.spec.optional
+        if not all(k(n) in keys for n in names):
+            return None
+        first, second, order = get(k(names[0])), get(k(names[1])), PYTORCH_ORDER
+    elif candidate.layout == "onnx" and k("B") in keys:
+        B = get(k("B"))
+        H4 = B.shape[-1] // 2
+        first, second, order = B[0, :H4], B[0, H4:], ONNX_ORDER
+    else:
+        return None
+    if not np.any(second):
+        return None
+    H, dtype = first.shape[0] // 4, np.result_type(first, second)
+    rows = {f"b{g}": slice(n * H, (n + 1) * H) for n, g in enumerate(order)}
+    return BiasHalves(
+        {b: first[r].astype(dtype) for b, r in rows.items()},
+        {b: second[r].astype(dtype) for b, r in rows.items()},
+    )
+
+
 def describe_arrays(arrays: Mapping[str, Array]) -> dict[str, Any]:
-    """``{key: [shape...]}`` for a summary."""
     return {k: list(v.shape) for k, v in arrays.items()}

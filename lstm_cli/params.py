@@ -147,6 +147,23 @@ class LSTMParams:
         """True for the seed's equations: no peepholes, no clip, no coupled input-forget."""
         return self.variant.is_plain
 
+    def __repr__(self) -> str:
+        from .reprs import short_repr
+
+        fields: dict[str, Any] = {"F": self.n_features, "H": self.n_hidden, "dtype": self.dtype}
+        fields["variant"] = repr(self.variant.describe() or "none")
+        return short_repr("LSTMParams", fields)
+
+    def _repr_html_(self) -> str:
+        """The cell's arrays with their shapes, and its variant, for notebooks."""
+        from .reprs import arrays_table_html, shape
+
+        rows = [(k, shape(v), str(v.dtype)) for k, v in self.all_arrays().items()]
+        title = f"LSTM cell: F = {self.n_features} inputs, H = {self.n_hidden} units"
+        if not self.is_plain:
+            title += f"; ONNX variant: {self.variant.describe()}"
+        return arrays_table_html(rows, title)
+
     def with_variant(
         self,
         clip: float | None = None,
@@ -313,12 +330,46 @@ class ExampleInputs:
 
 
 @dataclass(frozen=True)
+class BiasHalves:
+    """A framework's two biases, kept as the file stores them: PyTorch's ``bias_ih`` and
+    ``bias_hh``, ONNX's ``Wb`` and ``Rb``; each by native name (``bf, bi, bo, bc``, (H,)).
+
+    The cell's own bias is their sum; :meth:`summed` computes it in the compute dtype, so that
+    a float32 file stepped in float64 adds the halves in float64, as the framework does on
+    upcast weights.
+    """
+
+    first: dict[str, Array]
+    second: dict[str, Array]
+
+    def summed(self, dtype: str | np.dtype[Any]) -> dict[str, Array]:
+        """``first + second`` per bias name, added in float64 (exact for float32 halves) and
+        returned in ``dtype``. Values beyond float64 become inf (the caller checks)."""
+        with np.errstate(over="ignore"):
+            return {
+                k: (self.first[k].astype(np.float64) + self.second[k].astype(np.float64)).astype(
+                    dtype
+                )
+                for k in BIAS_NAMES
+            }
+
+    def inexact_in(self, dtype: np.dtype[Any]) -> int:
+        """How many entries of the sum are not exactly representable in ``dtype``."""
+        exact = self.summed("float64")
+        with np.errstate(over="ignore"):
+            return sum(int(np.sum(v.astype(dtype).astype(np.float64) != v)) for v in exact.values())
+
+
+@dataclass(frozen=True)
 class ParamSet:
-    """What a params file holds: the cell, optional example inputs and metadata."""
+    """What a params file holds: the cell, optional example inputs and metadata; and, for a
+    framework with two biases, both halves (``bias_halves``), so that their sum is computed in
+    the compute dtype and a conversion to the same kind of framework keeps both exactly."""
 
     params: LSTMParams
     example: ExampleInputs | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    bias_halves: BiasHalves | None = None
 
     def file_meta(self) -> dict[str, Any]:
         """``meta`` as a file stores it: the cell's variant switches replace stale ones."""

@@ -26,19 +26,13 @@ Work buffer ``(5H, B)``, rows by block::
       0   H  2H 3H 4H 5H
 
 float32 in gives float32 throughout. Memory is flat in T unless the sequences are asked for:
-the input arrives in chunks (:func:`iter_sequence` takes any iterable of chunks) and each
-chunk's buffers are reused.
+the input arrives in chunks (any iterable of them) and each chunk's buffers are reused.
 
-Variants (peepholes, cell clip, coupled input-forget gate): a cell with any of them runs
-through a second step loop, :func:`_steps_variant_for` (chosen by :func:`_step_loop_for`),
-built from the core's own variant functions so that ``run`` and ``step`` compute the same
-thing, in the order of ``core.py`` and ONNX Runtime: each pre-activation (``W @ u + b``, from
-the fused matrices) gets its peephole term (``Pi * c_prev`` for i, ``Pf * c_prev`` for f,
-``Po * c_next`` for o, which is therefore computed after the cell update), then the clip
-bounds it to ``[-clip, clip]``, then its sigmoid or tanh is taken; ``c_next`` itself is never
-clipped. A coupled gate sets ``f = 1 - i`` (Wf and bf unused). That loop is clearer than
-fast (a few more NumPy calls per step); the plain loop above stays the fast path. Fusing,
-chunking, buffers, streaming and the collection of sequences are shared by both loops.
+Variants (peepholes, clip, coupled input-forget): a second, clearer step loop,
+:func:`_steps_variant_for`, built from the core's own variant functions in the order of
+``core.py`` and ONNX Runtime: peephole term (``Po * c_next`` for o, after the cell update),
+then the clip on each pre-activation (``c_next`` never clipped), then the activation; a
+coupled gate sets ``f = 1 - i``. Fusing, chunking, buffers and streaming are shared.
 """
 
 from __future__ import annotations
@@ -269,6 +263,16 @@ class SequenceResult:
     h_seq: Array | None = None
     c_seq: Array | None = None
     gates: dict[str, Array] | None = None
+
+    def __repr__(self) -> str:  # shapes, dtype and what was kept, never the arrays
+        from .reprs import sequence_repr
+
+        return sequence_repr(self)
+
+    def _repr_html_(self) -> str:  # the final state and each kept sequence's range
+        from .reprs import sequence_html
+
+        return sequence_html(self)
 
 
 def default_chunk_steps(n_hidden: int, batch: int, dtype: Any) -> int:

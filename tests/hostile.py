@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -115,6 +117,7 @@ def build(bad: Path) -> None:
     (bad / "inputs.npz").write_bytes(seed42)
     (bad / "empty.json").write_text(" \n")
     (bad / "object-no-x.json").write_text(json.dumps({"h": [0, 0, 0, 0]}))
+    (bad / "empty-object.json").write_text("{}")
     (bad / "existing.npz").write_bytes(b"precious")
     (bad / "sub").mkdir(exist_ok=True)
     # sequences, golden vectors and results files for run / check
@@ -141,3 +144,15 @@ def build(bad: Path) -> None:
     (bad / "garbage.safetensors").write_bytes(b"garbage")
     (bad / "garbage.onnx").write_bytes(b"garbage")
     save_param_set(bad / "clip.npz", init_params(10, 4, 1, clip=2.0))
+    split = {k: v.astype(np.float32) for k, v in t.items()}
+    split["bias_hh"] = np.full_like(split["bias_ih"], 2.0**-24) + split["bias_ih"] * 2**-20
+    write_npz(bad / "torch-split-bias.npz", {k: npy_bytes(v) for k, v in split.items()})
+    # PyTorch checkpoints: hostile pickles in torch.save's zip layout
+    evil = pickle.dumps(collections.OrderedDict(w=Payload(bad / "pwned")))
+    with zipfile.ZipFile(bad / "evil.pt", "w") as z:
+        z.writestr("archive/data.pkl", evil)
+    with zipfile.ZipFile(bad / "model.pt", "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02ctorch.nn.modules.rnn\nLSTM\n)\x81.")
+    (bad / "raw-pickle.pt").write_bytes(pickle.dumps({"a": 1}))
+    two_layer = {f"{k}_l{n}": v for k, v in t.items() for n in (0, 1)}
+    write_npz(bad / "torch-2-layers.npz", {k: npy_bytes(v) for k, v in two_layer.items()})

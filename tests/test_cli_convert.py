@@ -300,3 +300,42 @@ def test_run_reads_framework_layouts_and_refuses_variants(in_tmp: Path):
         r = v.step(x, h, c)
         h, c = r.h_next, r.c_next
     np.testing.assert_allclose(json.loads(result.output)["h_next"], h, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json", ".safetensors"])
+@pytest.mark.parametrize("command", ["step", "run", "grad"])
+def test_out_format_follows_the_extension(in_tmp: Path, command: str, suffix: str):
+    """A file named .json holds JSON, .safetensors safetensors, .npz a zip: never a lie."""
+    args = [command, "--out", f"r{suffix}", "--json"]
+    if command == "run":
+        args += ["--xs", str(Path(__file__).parent.parent / "params" / "xs.npy")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = Path(f"r{suffix}").read_bytes()
+    if suffix == ".json":
+        obj = json.loads(data)
+        assert "h_next" in obj or "grads" in obj or any(k.startswith("d") for k in obj)
+    elif suffix == ".npz":
+        assert data.startswith(b"PK\x03\x04")
+        with np.load(f"r{suffix}", allow_pickle=False) as npz:
+            assert "h_next" in npz.files
+    else:
+        from safetensors.numpy import load_file
+
+        assert "h_next" in load_file(f"r{suffix}")
+
+
+@pytest.mark.parametrize("out", ["out.pt", "out.pth", "out.h5", "out.keras", "out.bin"])
+def test_convert_refuses_formats_it_cannot_write(in_tmp: Path, out: str):
+    runner.invoke(app, ["init", "--n-features", "3", "--n-hidden", "2", "--out", "p.npz"])
+    to = "keras" if out.endswith(("h5", "keras")) else "pytorch"
+    result = runner.invoke(app, ["convert", "p.npz", out, "--to", to])
+    assert result.exit_code == 2
+    assert "write one of .npz, .safetensors" in result.stderr
+    assert not Path(out).exists()
+
+
+def test_step_out_stdout_is_still_npz_bytes():
+    result = runner.invoke(app, ["step", "--out", "-"])
+    assert result.exit_code == 0
+    assert result.stdout_bytes.startswith(b"PK\x03\x04")

@@ -189,17 +189,39 @@ def test_default_cell_is_the_notebooks(in_tmp):
     assert len(got["h_next"]) == 4
 
 
-def test_pretty_view_shows_a_heatmap(params, in_tmp):
+def test_pretty_view_shows_every_gate_over_time(params, in_tmp):
     np.save("short.npy", np.random.default_rng(8).standard_normal((30, F)))
     np.save("long.npy", np.random.default_rng(8).standard_normal((3000, 2, F)))
     result = run("--params", str(params), "--xs", "short.npy", "--pretty")
     assert result.exit_code == 0, result.output
-    assert "Hidden state h over 30 steps" in result.stdout
-    assert "unit 2" in result.stdout and "mean over" not in result.stdout
+    assert "Gates and states over 30 steps" in result.stdout
+    for words in ("input gate", "forget gate", "output gate", "candidate", "cell state"):
+        assert words in result.stdout
+    assert "unit 2" in result.stdout and "the last" not in result.stdout
     result = run("--params", str(params), "--xs", "long.npy", "--pretty")
     assert result.exit_code == 0, result.output
-    assert "Hidden state h over 3000 steps, batch row 0 of 2" in result.stdout
-    assert "each column is the mean over" in result.stdout
+    assert "the last" in result.stdout and "of 3000 steps (t = " in result.stdout
+    assert "batch row 0 of 2" in result.stdout
+    assert "Over all 3000 steps" in result.stdout and "> 0.99" in result.stdout
+
+
+def test_the_trace_keeps_the_last_steps_and_exact_statistics():
+    """RunTrace against plain NumPy over the whole run, added in uneven chunks."""
+    from lstm_cli.render.run import QUANTITIES, RunTrace
+
+    rng = np.random.default_rng(3)
+    full = {q: rng.uniform(0, 1, (1000, 3)) for q, _, _ in QUANTITIES}
+    trace = RunTrace(1000, 3, 64)
+    for a, b in ((0, 7), (7, 500), (500, 999), (999, 1000)):
+        trace.add({q: v[a:b] for q, v in full.items()})
+    assert trace.seen == 1000 and trace.first_shown == 936
+    for q, _, gate in QUANTITIES:
+        np.testing.assert_array_equal(trace.tail[q], full[q][-64:])
+        np.testing.assert_array_equal(trace.mins[q], full[q].min(axis=0))
+        np.testing.assert_allclose(trace.sums[q], full[q].sum(axis=0))
+        if gate:
+            np.testing.assert_array_equal(trace.open[q], (full[q] > 0.99).sum(axis=0))
+            np.testing.assert_array_equal(trace.closed[q], (full[q] < 0.01).sum(axis=0))
 
 
 def test_no_progress_bar_in_a_pipe(params, in_tmp):
@@ -284,7 +306,9 @@ def test_refused_states_and_options(params, in_tmp):
     np.save("big_xs.npy", np.full((4, F), 1e300))
     refused([*base, "--xs", "big_xs.npy", "--dtype", "float32"],
             "big_xs.npy: xs holds values too large for float32")  # fmt: skip
-    refused([*base], "stdin: empty", input="")
+    # an empty in-memory stdin stands for nothing handed over (< /dev/null); a real empty
+    # pipe says "stdin: empty" (tests/test_process.py::test_empty_pipe_on_stdin_is_refused...)
+    refused([*base], "xs is missing", input="")
 
 
 def test_json_and_pretty_exclude_each_other(params, in_tmp):

@@ -109,6 +109,40 @@ def test_explicit_option_wins_over_stdin_object():
     assert_notebook(out["h_next"], out["c_next"])
 
 
+def test_an_inputs_file_is_read_like_stdin():
+    """--x inputs.json takes the h_prev and c_prev stored beside x_t, and says so."""
+    out = run_json(["--x", str(INPUTS_JSON)])
+    assert_notebook(out["h_next"], out["c_next"])
+    assert {out["sources"][k] for k in ("x_t", "h_prev", "c_prev")} == {str(INPUTS_JSON)}
+
+
+def test_an_option_wins_over_the_inputs_file_beside_it(in_tmp):
+    np.save("h0.npy", np.zeros(4))
+    out = run_json(["--x", str(INPUTS_JSON), "--h", "h0.npy"])
+    assert out["sources"]["h_prev"] == "h0.npy" and out["sources"]["c_prev"] == str(INPUTS_JSON)
+    assert not np.allclose(out["h_next"], NOTEBOOK_H_NEXT)
+
+
+def test_an_inputs_file_wins_over_stdin():
+    a = notebook_arrays()
+    piped = json.dumps({"h_prev": (a["h_prev"] * 0).tolist()})
+    out = run_json(["--x", str(INPUTS_JSON)], piped)
+    assert out["sources"]["h_prev"] == str(INPUTS_JSON)
+    assert_notebook(out["h_next"], out["c_next"])
+
+
+@pytest.mark.parametrize("command", ["step", "grad"])
+@pytest.mark.parametrize(
+    ("stdin", "expect"),
+    [("{}", "stdin: an empty JSON object"), ('{"input": [1]}', "unknown key 'input'")],
+)
+def test_no_silent_inputs_from_an_object(command, stdin, expect):
+    result = runner.invoke(app, [command, "--json"], input=stdin)
+    assert result.exit_code == 2
+    assert result.stdout == "" and expect in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_batch_in_json_is_batch_shaped_and_equals_rows():
     a = notebook_arrays()
     xs = np.stack([a["x_t"], -a["x_t"], 2 * a["x_t"]])

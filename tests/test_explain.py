@@ -339,3 +339,15 @@ def test_variant_switched_on_from_the_command_line_is_explained():
     assert "i_t = sigmoid(clip(Wi @ u + bi, -0.5, 0.5))" in out
     assert "= clip(" in out
     assert_width(out, 80)
+
+
+def test_explain_draws_the_cell_when_it_fits():
+    from lstm_cli.render.explain import CELL_DIAGRAM
+
+    cell = notebook_default()
+    r = cell.params.step(**cell.example.arrays())
+    wide = explain_text(r, cell.params, width=80)
+    assert "u = [h_prev, x_t]  (h_prev first)" in wide and "[sigmoid]" in wide
+    assert CELL_DIAGRAM.strip("\n").splitlines()[0] in wide.splitlines()
+    narrow = explain_text(r, cell.params, width=50)
+    assert "(h_prev first)" not in narrow  # 61 columns wide: left out rather than cut

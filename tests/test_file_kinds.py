@@ -46,9 +46,7 @@ def cli(*args: str | Path, cwd: Path, stdin: bytes | None = None) -> subprocess.
 def sh(script: str, cwd: Path) -> subprocess.CompletedProcess:
     """``script`` in bash, with $LSTM the command line of this environment's lstm-cell."""
     env = {**os.environ, "LSTM": LSTM}
-    return subprocess.run(
-        ["bash", "-c", script], cwd=cwd, env=env, capture_output=True, timeout=60
-    )
+    return subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, timeout=60)
 
 
 def ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

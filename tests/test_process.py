@@ -189,3 +189,22 @@ def test_terminal_on_stdin_when_input_is_needed_exits_at_once():
 def test_terminal_on_stdin_is_not_read_when_not_needed():
     code, stderr = run_with_tty_stdin(["step", "--json"])
     assert code == 0, stderr
+
+
+@pytest.mark.parametrize("command", [["step"], ["grad"], ["run"]])
+def test_empty_pipe_on_stdin_is_refused_not_the_example(tmp_path, command):
+    """`printf '' | lstm-cell step`: a broken upstream script must not get numbers back."""
+    proc = subprocess.run(
+        [*LSTM, *command, "--json"], input=b"", capture_output=True, env=env(), cwd=tmp_path
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == b""
+    assert b"stdin: empty" in proc.stderr and proc.stderr.count(b"\n") == 1
+
+
+def test_nothing_on_stdin_still_uses_the_example(tmp_path):
+    proc = subprocess.run(
+        [*LSTM, "step", "--json"], stdin=subprocess.DEVNULL, capture_output=True, env=env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["sources"]["x_t"].startswith("example")

@@ -213,3 +213,58 @@ def test_damaged_vectors_are_refused_with_one_line(in_tmp, damage, message):
     assert result.exit_code == 2
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_folder_and_files_honour_the_umask(in_tmp):
+    old = os.umask(0o022)
+    try:
+        assert write("v", "--count", "2").exit_code == 0
+    finally:
+        os.umask(old)
+    assert (in_tmp / "v").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in (in_tmp / "v").iterdir())
+
+
+def test_force_replaces_every_vector_file_and_leaves_no_stale_case(in_tmp):
+    assert write("v", "--count", "26").exit_code == 0
+    (in_tmp / "v" / "notes.txt").write_text("mine")
+    assert write("v", "--count", "3", "--force").exit_code == 0
+    names = sorted(p.name for p in (in_tmp / "v").iterdir())
+    assert len([n for n in names if n.startswith("case_")]) == 6  # 3 cases, .json and .npz
+    assert "notes.txt" in names  # not a vector file: left alone
+    assert json.loads((in_tmp / "v" / "manifest.json").read_text())["count"] == 3
+
+
+def test_a_failed_forced_write_puts_the_old_vectors_back(in_tmp, monkeypatch):
+    assert write("v", "--count", "3").exit_code == 0
+    before = {p.name: p.read_bytes() for p in (in_tmp / "v").iterdir()}
+    calls = []
+    real = os.replace
+
+    def flaky(src, dst):
+        calls.append(dst)
+        if len(calls) == 9:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(vector_files.os, "replace", flaky)
+    result = write("v", "--count", "2", "--seed", "4", "--force")
+    assert result.exit_code == 1
+    assert {p.name: p.read_bytes() for p in (in_tmp / "v").iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("args", "written"),
+    [((), 26), (("--variants", "all"), 38), (("--variants", "all", "--count", "26"), 26),
+     (("--variants", "clip", "--count", "5"), 5)],
+)
+def test_count_is_the_number_of_cases_written(in_tmp, args, written):
+    result = runner.invoke(app, ["vectors", "--out", "v", "--json", *args])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["cases"]) == written
+    assert len(list((in_tmp / "v").glob("case_*.json"))) == written
+
+
+def test_plain_cases_by_default(in_tmp):
+    result = runner.invoke(app, ["vectors", "--out", "v", "--json"])
+    assert json.loads(result.stdout)["variants"] == []

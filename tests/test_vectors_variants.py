@@ -62,7 +62,8 @@ def results(vdir, only=None, **mistake) -> dict:
 
 @pytest.fixture
 def vdir(in_tmp):
-    result = runner.invoke(app, ["vectors", "--out", "v", "--count", "4", "--json"])
+    args = ["--out", "v", "--count", "16", "--variants", "all", "--json"]
+    result = runner.invoke(app, ["vectors", *args])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["variants"] == list(VARIANTS)
     return in_tmp / "v"
@@ -112,7 +113,7 @@ def test_variant_cases_match_the_independent_onnx_reference(vdir):
 
 def test_variants_option_picks_and_refuses(in_tmp):
     result = runner.invoke(
-        app, ["vectors", "--out", "v", "--count", "1", "--variants", "clip, peepholes", "--json"]
+        app, ["vectors", "--out", "v", "--count", "7", "--variants", "clip, peepholes", "--json"]
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)

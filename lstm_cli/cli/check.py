@@ -10,8 +10,15 @@ import typer
 
 from lstm_cli.render.learn import CheckReport
 
-from .options import DEFAULT_MAX_INPUT_MB, JsonOpt, MaxInputOpt, PrettyOpt
-from .output import emit, use_pretty
+from .options import (
+    DEFAULT_MAX_INPUT_MB,
+    ExportViewOpt,
+    ForceOpt,
+    JsonOpt,
+    MaxInputOpt,
+    PrettyOpt,
+)
+from .output import check_export, emit, use_pretty
 
 
 class Signature(str, enum.Enum):
@@ -52,6 +59,8 @@ def check(
         bool, typer.Option("--no-batch", help="Only cases without a batch axis.")
     ] = False,
     max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
+    export_view: ExportViewOpt = None,
+    force: ForceOpt = False,
     json_: JsonOpt = False,
     pretty: PrettyOpt = False,
 ) -> None:
@@ -82,6 +91,7 @@ def check(
     from lstm_cli.porting.vectors import build_cases
 
     pretty = use_pretty(json_, pretty)
+    check_export(export_view, force)
     if (vectors_dir is None) != (results is None):
         raise typer.BadParameter("--vectors and --results go together")
     if target is not None and vectors_dir is not None:
@@ -105,7 +115,7 @@ def check(
             cases = [cs for cs in cases if cs.batch is None]
         outcomes = load_results(results, cases, max_input_mb << 20)
         result = check_outcomes(str(results), lay, cases, outcomes, atol, rtol)
-    emit(CheckReport(result), pretty)
+    emit(CheckReport(result), pretty, export_view, force)
     if not result.ok:
         failed = sum(not r.ok for r in result.reports)
         culprit = f"; likely culprit: {result.diagnoses[0].culprit}" if result.diagnoses else ""

@@ -49,6 +49,13 @@ def convert(
             "(weight_ih_l0, ...)."
         ),
     ] = PytorchNames.cell,
+    sum_biases: Annotated[
+        bool,
+        typer.Option(
+            help="With --to native or keras from a file with two biases (PyTorch, ONNX): write "
+            "their sum rounded to the file's dtype when it is not exact there (else refused)."
+        ),
+    ] = False,
     max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     force: ForceOpt = False,
     json_: JsonOpt = False,
@@ -57,9 +64,13 @@ def convert(
     """Convert LSTM weights between layouts, bit for bit.
 
     The source layout is detected from the keys (or given with --from); a file holding
-    several LSTMs needs --key-prefix. The output format follows OUT's name: .safetensors,
-    else .npz. PyTorch output loads with load_state_dict as it is (both biases, bias_hh
-    zeros); Keras output is kernel, recurrent_kernel, bias; ONNX output is W, R, B (and P).
+    several LSTMs needs --key-prefix. The output format follows OUT's name: .npz or
+    .safetensors (.pt, .h5, .keras are refused: convert to .safetensors, which
+    safetensors.torch.load_file reads for PyTorch). PyTorch output loads with load_state_dict
+    as it is (both biases, bias_hh zeros, or both biases exactly as a PyTorch or ONNX source
+    had them); Keras output is kernel, recurrent_kernel, bias; ONNX output is W, R, B (and
+    P). Native and Keras hold one bias: the sum of a source's two biases is written only when
+    it is exact in the file's dtype, unless --sum-biases.
 
     \b
         lstm-cell convert model.safetensors cell.npz --to native \\
@@ -68,16 +79,26 @@ def convert(
     \b
         lstm-cell convert cell.npz torch_cell.safetensors --to pytorch
     """
-    from lstm_cli.io.atomic import is_stdout
+    from lstm_cli.io.atomic import PARAM_SUFFIXES, check_writable, is_stdout, output_suffix
     from lstm_cli.io.paramfiles import load_param_set, save_arrays, save_param_set
     from lstm_cli.layouts import export_arrays
     from lstm_cli.render.reports import ConvertReport
 
     pretty = use_pretty(json_, pretty)
+    if dst.suffix.lower() != ".onnx":  # (.onnx is refused with its own message)
+        output_suffix(dst, PARAM_SUFFIXES)  # refused before any work
+    check_writable(dst, force)
     lay = None if layout is None else layout.value
     param_set = load_param_set(src, max_input_mb << 20, layout=lay, key_prefix=key_prefix)
     params = param_set.params
-    arrays = export_arrays(params, to.value, pytorch_names=pytorch_names.value)
+    halves = param_set.bias_halves
+    if sum_biases and to.value in ("native", "keras") and halves is not None:
+        params = params.with_arrays(halves.summed(params.dtype))  # rounded, as asked
+        halves = None
+    arrays = export_arrays(params, to.value, pytorch_names=pytorch_names.value, halves=halves)
+    if to.value in ("native", "keras") and halves is not None:
+        params = params.with_arrays(halves.summed(params.dtype))  # exact: export checked it
+    param_set = dataclasses.replace(param_set, params=params, bias_halves=None)
     source_layout = param_set.meta.get("source_layout", "native")
     if to.value == "native":
         meta = {k: v for k, v in param_set.meta.items() if not k.startswith("source_")}

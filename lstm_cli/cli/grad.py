@@ -24,7 +24,7 @@ from .inputs import (
     resolve_step_inputs,
     resolve_upstream,
 )
-from .output import emit, use_pretty
+from .output import check_export, emit, use_pretty
 
 if TYPE_CHECKING:
     from lstm_cli.backward import CheckRow, Grads
@@ -65,8 +65,11 @@ def grad(
     ] = 1e-6,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Also save the gradients: .json, else .npz."),
+        typer.Option(
+            "--out", "-o", help="Also save the gradients: .npz, .json or .safetensors."
+        ),
     ] = None,
+    export_view: opt.ExportViewOpt = None,
     force: opt.ForceOpt = False,
     max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
     json_: opt.JsonOpt = False,
@@ -88,6 +91,7 @@ def grad(
         lstm-cell grad --xs seq.npy --dh-next dh.json --out grads.npz
     """
     pretty = use_pretty(json_, pretty)
+    check_export(export_view, force)
     if xs is not None and x is not None:
         raise typer.BadParameter("give --x (one step) or --xs (a sequence), not both")
     if dhs is not None and xs is None:
@@ -95,10 +99,16 @@ def grad(
     specs = {"x_t": x, "h_prev": h, "c_prev": c, "xs": xs}
     up_specs = {"dh_next": dh_next, "dc_next": dc_next, **({"dhs": dhs} if xs else {})}
     one_from_stdin({**specs, **up_specs})
+    if out is not None:  # refused before any work
+        from lstm_cli.io.atomic import check_writable, output_suffix
+
+        output_suffix(out)
+        check_writable(out, force)
     max_bytes = max_input_mb << 20
     param_set, label = opt.load_cell(source, max_bytes)
-    found = _grad_inputs(specs, up_specs, param_set, label, max_bytes)
-    cell = opt.cast_cell(param_set.params, dtype.value, label)
+    params_stdin = {"params": None if source.params is None else str(source.params)}
+    found = _grad_inputs(specs, {**up_specs, **params_stdin}, param_set, label, max_bytes)
+    cell = opt.cast_cell(param_set.params, dtype.value, label, param_set.bias_halves)
     g = _backward(cell, found, dtype.value)
     rows = None
     if check:
@@ -110,7 +120,7 @@ def grad(
     if out is not None:
         _save_grads(out, report, force)
     if out is None or not is_stdout(out):  # with --out -, stdout carries the file itself
-        emit(report, pretty)
+        emit(report, pretty, export_view, force)
     if not report.check_ok:
         worst = max(rows or [], key=lambda r: r.rel_error)
         typer.echo(
@@ -132,7 +142,7 @@ def _grad_inputs(
     H = param_set.params.n_hidden
     if specs["xs"] is None:
         step_specs = {k: specs[k] for k in ("x_t", "h_prev", "c_prev")}
-        stdin_free = not any(map(names_stdin, up_specs.values()))  # an upstream may read it
+        stdin_free = not any(map(names_stdin, up_specs.values()))  # params or upstream read it
         found = resolve_step_inputs(
             step_specs, param_set, label, lambda: stdin_free and stdin_is_piped(), max_bytes
         )
@@ -142,6 +152,7 @@ def _grad_inputs(
         arrays, sources = resolve_sequence_arrays(specs, param_set, label, max_bytes)
         notes = []
         state_shape, T = arrays["xs"].shape[1:-1] + (H,), arrays["xs"].shape[0]
+    up_specs = {k: v for k, v in up_specs.items() if k != "params"}  # (only stdin_free)
     upstream = resolve_upstream(up_specs, state_shape, T, max_bytes)
     return GradInputs(arrays, upstream, sources, notes, state_shape)
 
@@ -184,15 +195,18 @@ def _check(cell: LSTMParams, found: GradInputs) -> list[CheckRow]:
 
 
 def _save_grads(out: Path, report: GradReport, force: bool) -> None:
-    """The gradients as JSON (the printed payload) for a .json path, else as .npz."""
-    if out.suffix.lower() == ".json":
+    """The gradients as JSON (the printed payload) for a .json path, else as .npz or
+    .safetensors, by the extension."""
+    from lstm_cli.io.atomic import output_suffix
+
+    if output_suffix(out) == ".json":
         from lstm_cli.io.atomic import write_bytes
         from lstm_cli.io.jsonio import dumps
 
         write_bytes(out, dumps(report.to_json()).encode() + b"\n", force)
     else:
-        from lstm_cli.io.atomic import save_npz
+        from lstm_cli.io.paramfiles import save_result
 
         g = report.grads
-        save_npz(out, {**g.grads, "h_next": g.h_next, "c_next": g.c_next}, force)
+        save_result(out, {**g.grads, "h_next": g.h_next, "c_next": g.c_next}, force)
     report.notes.append(f"Saved the gradients to {out}.")

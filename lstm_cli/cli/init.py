@@ -53,11 +53,13 @@ def init(
     import numpy as np
 
     from lstm_cli.init import init_params
-    from lstm_cli.io.atomic import is_stdout
+    from lstm_cli.io.atomic import PARAM_SUFFIXES, check_writable, is_stdout, output_suffix
     from lstm_cli.io.paramfiles import save_param_set
     from lstm_cli.render.reports import InitReport
 
     pretty = use_pretty(json_, pretty)
+    output_suffix(out, PARAM_SUFFIXES)  # refused before any work
+    check_writable(out, force)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     param_set = init_params(n_features, n_hidden, seed, scheme.value, peepholes, clip, input_forget)

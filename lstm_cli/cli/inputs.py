@@ -26,6 +26,7 @@ from lstm_cli.io.reader import (
     ZIP_MAGIC,
     array_from_bytes,
     read_array,
+    read_source,
     read_stdin,
     stdin_is_piped,
 )
@@ -55,7 +56,6 @@ def one_from_stdin(specs: Mapping[str, str | None]) -> None:
         raise InputError(f"only one input can come from stdin, got - for {', '.join(from_stdin)}")
 
 
-
 def check_state(
     arr: Array, name: str, H: int, batch: tuple[int, ...], source: str, origin: str
 ) -> Array:
@@ -80,15 +80,65 @@ def _check_x(x: Array, F: int, source: str, params_label: str) -> tuple[int, ...
     return tuple(x.shape[:-1])
 
 
-def _piped_step_inputs(max_bytes: int) -> dict[str, Array]:
-    """A JSON object of inputs piped on stdin; a bare list or a .npy stream is x_t."""
+def _piped_step_inputs(max_bytes: int, required: bool) -> dict[str, Array]:
+    """A JSON object of inputs piped on stdin; a bare list or a .npy stream is x_t.
+
+    Empty stdin, or an object holding none of the inputs, is refused when stdin is the only
+    source of inputs (``required``): a broken upstream script must not get the params
+    file's example numbers back.
+    """
     data = read_stdin(max_bytes)
     if not data.strip():
+        if required:
+            raise InputError("stdin: empty, expected x_t (a JSON object or list, or .npy)")
         return {}
-    obj = parse_json(data, "stdin") if not data.startswith(NPY_MAGIC) else None
-    if isinstance(obj, dict):
-        return inputs_from_json_object(obj, "stdin")
-    return {"x_t": array_from_bytes(data, "x_t", "stdin", max_bytes)}
+    return _inputs_from_bytes(data, "x_t", "stdin", max_bytes, need_name=False)
+
+
+def _inputs_from_bytes(
+    data: bytes, name: str, source: str, max_bytes: int, need_name: bool = True
+) -> dict[str, Array]:
+    """Array ``name`` from .npy or JSON bytes and, when they hold a JSON object of several
+    inputs, the others too (an inputs file is read like stdin)."""
+    if data.startswith(NPY_MAGIC) or data.startswith(ZIP_MAGIC) or not data.strip():
+        return {name: array_from_bytes(data, name, source, max_bytes)}
+    obj = parse_json(data, source)
+    if not isinstance(obj, dict):
+        return {name: json_to_array(obj, name, source)}
+    arrays = inputs_from_json_object(obj, source)
+    if not arrays:
+        raise InputError(f"{source}: an empty JSON object, expected x_t, h_prev, c_prev")
+    if name not in arrays and need_name:
+        raise InputError(f"{source}: the JSON object has no {name}")
+    return arrays
+
+
+def _read_inputs(spec: str, name: str, max_bytes: int) -> dict[str, Array]:
+    """``name`` from a path or ``-``, with the other inputs its JSON object holds."""
+    data, source = read_source(spec, max_bytes)
+    return _inputs_from_bytes(data, name, source, max_bytes)
+
+
+def _read_options(
+    specs: Mapping[str, str | None], max_bytes: int
+) -> tuple[dict[str, Array], dict[str, str]]:
+    """The inputs the options name, and where each came from: an option's own array first,
+    else one found beside another option's array in its JSON object."""
+    arrays: dict[str, Array] = {}
+    sources: dict[str, str] = {}
+    beside: dict[str, tuple[Array, str]] = {}
+    for name, spec in specs.items():
+        if spec is None:
+            continue
+        for key, arr in _read_inputs(spec, name, max_bytes).items():
+            if key == name:
+                arrays[name], sources[name] = arr, _label(spec)
+            elif key in specs:
+                beside.setdefault(key, (arr, _label(spec)))
+    for key, (arr, label) in beside.items():
+        if specs[key] is None:
+            arrays[key], sources[key] = arr, label
+    return arrays, sources
 
 
 @dataclass
@@ -108,20 +158,18 @@ def resolve_step_inputs(
     max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
 ) -> StepInputs:
     """Find x_t, h_prev, c_prev for a step, per name: the explicit option (a path or ``-``),
-    else the JSON object piped on stdin, else zeros for h_prev and c_prev. With no input at
-    all, the example inputs of the params file are used.
+    else the JSON object of another option's file (an inputs file is read like stdin), else
+    the JSON object piped on stdin, else zeros for h_prev and c_prev. With no input at all
+    (nothing piped), the example inputs of the params file are used; empty piped stdin, or
+    an empty object, is refused.
 
     Shapes are checked against the params: x_t (F,) or (B, F); h_prev, c_prev (H,) or (B, H).
     """
     one_from_stdin(specs)
-    arrays: dict[str, Array] = {}
-    sources: dict[str, str] = {}
     notes: list[str] = []
-    for name, spec in specs.items():
-        if spec is not None:
-            arrays[name], sources[name] = read_array(spec, name, max_bytes), _label(spec)
+    arrays, sources = _read_options(specs, max_bytes)
     if not any(map(names_stdin, specs.values())) and len(arrays) < len(specs) and stdin_piped():
-        for name, arr in _piped_step_inputs(max_bytes).items():
+        for name, arr in _piped_step_inputs(max_bytes, required=not arrays).items():
             arrays.setdefault(name, arr)
             sources.setdefault(name, "stdin")
     if not arrays:

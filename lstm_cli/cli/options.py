@@ -17,7 +17,7 @@ import typer
 from lstm_cli.init import NOTEBOOK_SEED, SCHEMES, notebook_default
 from lstm_cli.io.arrays import cast_checked
 from lstm_cli.io.reader import DEFAULT_MAX_INPUT_BYTES
-from lstm_cli.params import LAYOUTS, LSTMParams, ParamSet
+from lstm_cli.params import LAYOUTS, BiasHalves, LSTMParams, ParamSet
 
 Scheme = enum.Enum("Scheme", {s: s for s in SCHEMES}, type=str)  # type: ignore[misc]
 Layout = enum.Enum("Layout", {s: s for s in LAYOUTS}, type=str)  # type: ignore[misc]
@@ -40,6 +40,14 @@ MaxInputOpt = Annotated[
         "--max-input-mb",
         min=1,
         help="Refuse inputs larger than this: bytes on stdin, a JSON file, one array's data.",
+    ),
+]
+ExportViewOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--export-view",
+        help="Also save the view the terminal shows: .svg, .html or .txt (with --force, "
+        "replacing the file).",
     ),
 ]
 DTypeOpt = Annotated[DType, typer.Option(help="Compute in this dtype.")]
@@ -183,8 +191,13 @@ def load_cell(source: CellSource, max_bytes: int) -> tuple[ParamSet, str]:
     return dataclasses.replace(param_set, params=cell), label
 
 
-def cast_cell(cell: LSTMParams, dtype: str, label: str) -> LSTMParams:
-    """The cell with every array (peepholes included) in ``dtype``, refusing overflow."""
-    return cell.with_arrays(
-        {k: cast_checked(v, dtype, k, label) for k, v in cell.all_arrays().items()}
-    )
+def cast_cell(
+    cell: LSTMParams, dtype: str, label: str, halves: BiasHalves | None = None
+) -> LSTMParams:
+    """The cell with every array (peepholes included) in ``dtype``, refusing overflow. With
+    ``halves`` (a framework's two biases), the bias is their sum made in float64, then cast:
+    a float32 file computed in float64 gets the exact sum, as the framework on upcast weights."""
+    arrays = dict(cell.all_arrays())
+    if halves is not None:
+        arrays.update(halves.summed("float64"))
+    return cell.with_arrays({k: cast_checked(v, dtype, k, label) for k, v in arrays.items()})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import typer
@@ -35,6 +36,8 @@ HINT_TEXT = {
     Hint.LOOSEN_TOLERANCE: "; loosen --atol/--rtol if acceptable",
     Hint.EXPORT_LAYOUT: "; use --to onnx or --to native",
     Hint.MAKE_VECTORS: " (make one with: lstm-cell vectors)",
+    Hint.KEEP_BIAS_HALVES: "; use --to pytorch or --to onnx (both biases kept), or pass "
+    "--sum-biases to write their sum rounded",
 }
 
 
@@ -71,8 +74,53 @@ class Report(Protocol):
     def view(self) -> RenderableType: ...
 
 
-def emit(report: Report, pretty: bool) -> None:
-    """Print ``report`` as its Rich view or as one line of strict JSON."""
+EXPORT_SUFFIXES = (".svg", ".html", ".txt")
+
+
+def check_export(path: Path | None, force: bool) -> None:
+    """Refuse an --export-view path before any work: its format comes from its extension."""
+    if path is None:
+        return
+    if path.suffix.lower() not in EXPORT_SUFFIXES:
+        raise typer.BadParameter(
+            f"{path}: the view is exported as .svg, .html or .txt, "
+            f"not {path.suffix or 'no extension'!r}",
+            param_hint="--export-view",
+        )
+    from lstm_cli.io.atomic import check_writable
+
+    check_writable(path, force)
+
+
+def export_view(view: RenderableType, path: Path, force: bool) -> None:
+    """Write exactly the view the terminal shows (same width) as SVG, HTML or text,
+    atomically."""
+    import io
+
+    from rich.console import Console
+
+    from lstm_cli.io.atomic import write_bytes
+    from lstm_cli.render.console import console_width
+
+    console = Console(record=True, file=io.StringIO(), width=console_width(), highlight=False)
+    console.print(view, soft_wrap=False)
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        text = console.export_svg(title=f"lstm-cell: {path.stem}")
+    elif suffix == ".html":
+        text = console.export_html(inline_styles=True)
+    else:
+        text = console.export_text()
+    write_bytes(path, text.encode(), force)
+
+
+def emit(
+    report: Report, pretty: bool, export: Path | None = None, force: bool = False
+) -> None:
+    """Print ``report`` as its Rich view or as one line of strict JSON; with ``export``, also
+    save the view to that file (see :func:`export_view`)."""
+    if export is not None:
+        export_view(report.view(), export, force)
     if pretty:
         from lstm_cli.render.console import print_view
 
@@ -117,10 +165,20 @@ def quiet_broken_pipe() -> NoReturn:
 
 
 def print_explanation(
-    result: StepResult, cell: LSTMParams, pretty: bool, notes: Sequence[str] = ()
+    result: StepResult,
+    cell: LSTMParams,
+    pretty: bool,
+    notes: Sequence[str] = (),
+    export: Path | None = None,
+    force: bool = False,
 ) -> None:
     """``step --explain``: coloured on a terminal (``pretty``), plain text otherwise, at the
-    terminal's width (else ``COLUMNS``, else 80)."""
+    terminal's width (else ``COLUMNS``, else 80); with ``export``, also saved to that file."""
+    if export is not None:
+        from lstm_cli.render.console import console_width
+        from lstm_cli.render.explain import explain_view
+
+        export_view(explain_view(result, cell, console_width(), notes), export, force)
     if pretty:
         from lstm_cli.render.console import make_console
         from lstm_cli.render.explain import explain_view

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import numpy as np
 import typer
@@ -14,19 +14,21 @@ import typer
 from lstm_cli.core import Array
 from lstm_cli.errors import OutputError
 from lstm_cli.io.arrays import cast_checked
-from lstm_cli.io.atomic import check_writable, is_stdout
+from lstm_cli.io.atomic import check_writable, is_stdout, output_suffix
 from lstm_cli.params import LSTMParams
 from lstm_cli.render.reports import RunReport
 
 from . import options as opt
 from .inputs import resolve_run_inputs
-from .output import emit, use_pretty
+from .output import check_export, emit, use_pretty
 
 PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
 
 if TYPE_CHECKING:
     from lstm_cli.io.npystream import ArraySequence, NpyStream
-    from lstm_cli.render.run import TimeBins
+    from lstm_cli.render.plot import BucketMeans
+    from lstm_cli.render.run import RunTrace
+    from lstm_cli.sequence import SequenceChunk
 
 
 @contextmanager
@@ -54,10 +56,11 @@ def _run_steps(
     chunk_steps: int | None,
     keep: bool,
     gates: bool,
-    pretty: bool,
-) -> tuple[Array, Array, dict[str, list[Array]], TimeBins | None, int]:
-    """Step through xs chunk by chunk: (h_next, c_next, the kept sequences, heatmap bins,
-    console width). Memory stays flat unless ``keep``."""
+    watchers: Sequence[Watcher],
+) -> tuple[Array, Array, dict[str, list[Array]]]:
+    """Step through xs chunk by chunk: (h_next, c_next, the kept sequences). Each watcher
+    (the view's trace, the plot's buckets) sees every chunk's gates and states of batch row
+    0. Memory stays flat unless ``keep``."""
     from lstm_cli.sequence import GATE_NAMES, default_chunk_steps, iter_sequence  # only when run
 
     H = cell.n_hidden
@@ -66,35 +69,54 @@ def _run_steps(
         for chunk in xs.chunks(steps, batch_first):
             yield cast_checked(chunk, dtype, "xs", xs_source)
 
-    bins = None
-    width = 80
-    if pretty:
-        from lstm_cli.render.console import console_width
-        from lstm_cli.render.run import HEATMAP_MAX_FULL_STEPS, TimeBins
-
-        width = console_width()  # a column per step up to a few hundred, else bins of steps
-        n_cols = T if T <= HEATMAP_MAX_FULL_STEPS else max(10, width - 12)
-        bins = TimeBins(T, H, n_cols)
     steps = chunk_steps or default_chunk_steps(H, B or 1, dtype)
     kept: dict[str, list[Array]] = {"h_seq": [], "c_seq": [], **{g: [] for g in GATE_NAMES}}
     h_next = c_next = None
     with _progress(T) as advance:
         for part in iter_sequence(
             cell, chunks(steps), states.get("h_prev"), states.get("c_prev"),
-            dtype=dtype, return_sequences=keep or bins is not None,
-            return_gates=gates, chunk_steps=steps,
+            dtype=dtype, return_sequences=keep or bool(watchers),
+            return_gates=gates or bool(watchers), chunk_steps=steps,
         ):  # fmt: skip
             if keep and part.h_seq is not None and part.c_seq is not None:
                 kept["h_seq"].append(part.h_seq)
                 kept["c_seq"].append(part.c_seq)
-                for g, a in (part.gates or {}).items():
+                for g, a in (part.gates or {}).items() if gates else ():
                     kept[g].append(a)
-            if bins is not None and part.h_seq is not None:
-                bins.add(part.start, part.h_seq if B is None else part.h_seq[:, 0])
+            for watcher in watchers:
+                watcher.add(_row0(part, B is not None))
             h_next, c_next = part.h_next, part.c_next
             advance(part.n_steps)
     assert h_next is not None and c_next is not None  # T >= 1, checked with the inputs
-    return h_next, c_next, kept, bins, width
+    return h_next, c_next, kept
+
+
+class Watcher(Protocol):
+    def add(self, values: dict[str, Array]) -> None: ...
+
+
+def _watchers(
+    view: bool, plot: Path | None, T: int, H: int
+) -> tuple[RunTrace | None, BucketMeans | None, int]:
+    """The view's trace (as wide as the terminal) and the plot's buckets, when wanted."""
+    trace, buckets, width = None, None, 80
+    if view:
+        from lstm_cli.render.console import console_width
+        from lstm_cli.render.run import EXACT_MAX_STEPS, RunTrace
+
+        width = console_width()  # every step up to a few hundred, else the last that fit
+        trace = RunTrace(T, H, T if T <= EXACT_MAX_STEPS else max(10, width - 12))
+    if plot is not None:
+        from lstm_cli.render.plot import BucketMeans
+
+        buckets = BucketMeans(T, H)
+    return trace, buckets, width
+
+
+def _row0(part: SequenceChunk, batched: bool) -> dict[str, Array]:
+    """The chunk's gates and states for the view: batch row 0, each (n, H)."""
+    values = {**(part.gates or {}), "c": part.c_seq, "h": part.h_seq}
+    return {k: v[:, 0] if batched else v for k, v in values.items() if v is not None}
 
 
 @opt.cell_options
@@ -118,7 +140,7 @@ def run(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Save h_seq, c_seq, h_next, c_next (.npz, exactly this path)."
+            "--out", "-o", help="Save h_seq, c_seq, h_next, c_next: .npz, .json or .safetensors."
         ),
     ] = None,
     gates: Annotated[
@@ -127,6 +149,15 @@ def run(
     chunk_steps: Annotated[
         int | None,
         typer.Option(min=1, help="Steps read and projected at once. Default: about 4 MiB of work."),
+    ] = None,
+    export_view: opt.ExportViewOpt = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Also draw the gates and states over time: .png, .svg or .pdf (needs the "
+            "optional extra plot).",
+        ),
     ] = None,
     force: opt.ForceOpt = False,
     max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
@@ -149,14 +180,22 @@ def run(
     computed as in step; the variant options below change them.
     """
     pretty = use_pretty(json_, pretty)
+    check_export(export_view, force)
+    if plot is not None:
+        from lstm_cli.render.plot import check_plot_path
+
+        check_plot_path(plot, force)
     max_bytes = max_input_mb << 20
     if gates and out is None:
         raise typer.BadParameter("saves the gate sequences, so it needs --out PATH.npz", None,
                                  param_hint="--gates")  # fmt: skip
     if out is not None:
+        output_suffix(out)
         check_writable(out, force)
     param_set, label = opt.load_cell(source, max_bytes)
-    cell = opt.cast_cell(param_set.params, dtype.value, label)  # variants included
+    cell = opt.cast_cell(
+        param_set.params, dtype.value, label, param_set.bias_halves
+    )  # variants included
     inputs, T, B = resolve_run_inputs(
         xs, {"h_prev": h, "c_prev": c}, cell.n_features, cell.n_hidden, label, batch_first,
         max_bytes=max_bytes,
@@ -165,14 +204,21 @@ def run(
         states = {
             k: cast_checked(v, dtype.value, k, inputs.sources[k]) for k, v in inputs.states.items()
         }
-        h_next, c_next, kept, bins, width = _run_steps(
+        trace, buckets, width = _watchers(pretty or bool(export_view), plot, T, cell.n_hidden)
+        watchers = [w for w in (trace, buckets) if w is not None]
+        h_next, c_next, kept = _run_steps(
             cell, inputs.xs, states, T, B, batch_first, dtype.value, inputs.sources["xs"],
-            chunk_steps, keep=out is not None, gates=gates, pretty=pretty,
+            chunk_steps, keep=out is not None, gates=gates, watchers=watchers,
         )  # fmt: skip
     if not (np.all(np.isfinite(h_next)) and np.all(np.isfinite(c_next))):
         raise OutputError(
             f"the result overflowed {dtype.value} (c_next is not finite): inputs too large"
         )
+    if buckets is not None and plot is not None:
+        from lstm_cli.render.plot import save_plot
+
+        which = "" if B is None else f", batch row 0 of {B}"
+        save_plot(buckets, plot, force, f"lstm-cell run{which}")
     if out is not None:
         _save_sequences(out, kept, h_next, c_next, batch_first and B is not None, force)
         if is_stdout(out):  # stdout carries the .npz itself
@@ -186,8 +232,8 @@ def run(
     }  # fmt: skip
     sources = {"h_prev": "zeros", "c_prev": "zeros", **inputs.sources, "params": label}
     notes = [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
-    report = RunReport(h_next, c_next, T, B, dtype.value, shapes, sources, out, notes, bins, width)
-    emit(report, pretty)
+    report = RunReport(h_next, c_next, T, B, dtype.value, shapes, sources, out, notes, trace, width)
+    emit(report, pretty, export_view, force)
 
 
 def _save_sequences(
@@ -199,9 +245,9 @@ def _save_sequences(
     force: bool,
 ) -> None:
     """The kept sequences (T, ...), or (B, T, H) like a batch-first input, and the final state."""
-    from lstm_cli.io.atomic import save_npz
+    from lstm_cli.io.paramfiles import save_result
 
     arrays = {k: np.concatenate(v) for k, v in kept.items() if v}
     if batch_first:  # (T, B, H) -> (B, T, H), like the input
         arrays = {k: np.swapaxes(v, 0, 1) for k, v in arrays.items()}
-    save_npz(out, {**arrays, "h_next": h_next, "c_next": c_next}, force=force)
+    save_result(out, {**arrays, "h_next": h_next, "c_next": c_next}, force=force)

@@ -10,10 +10,11 @@ import typer
 
 from lstm_cli.errors import OutputError
 from lstm_cli.io.arrays import cast_checked
+from lstm_cli.io.reader import stdin_is_piped
 
 from . import options as opt
-from .inputs import resolve_step_inputs
-from .output import emit, print_explanation, use_pretty
+from .inputs import names_stdin, resolve_step_inputs
+from .output import check_export, emit, print_explanation, use_pretty
 
 
 @opt.cell_options
@@ -24,8 +25,12 @@ def step(
     c: opt.COpt = None,
     dtype: opt.DTypeOpt = opt.DType.float64,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Also save every array of the result (.npz).")
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Also save every array of the result: .npz, .json or .safetensors."
+        ),
     ] = None,
+    export_view: opt.ExportViewOpt = None,
     force: opt.ForceOpt = False,
     max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
     json_: opt.JsonOpt = False,
@@ -58,12 +63,20 @@ def step(
     if explain and json_:
         raise typer.BadParameter("--explain prints text; it excludes --json")
     pretty = use_pretty(json_, pretty)
+    check_export(export_view, force)
+    if out is not None:  # refused before any work
+        from lstm_cli.io.atomic import check_writable, output_suffix
+
+        output_suffix(out)
+        check_writable(out, force)
     max_bytes = max_input_mb << 20
     param_set, label = opt.load_cell(source, max_bytes)
+    params_took_stdin = source.params is not None and names_stdin(str(source.params))
     found = resolve_step_inputs(
-        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label, max_bytes=max_bytes
-    )
-    cell = opt.cast_cell(param_set.params, dtype.value, label)
+        {"x_t": x, "h_prev": h, "c_prev": c}, param_set, label,
+        lambda: not params_took_stdin and stdin_is_piped(), max_bytes,
+    )  # fmt: skip
+    cell = opt.cast_cell(param_set.params, dtype.value, label, param_set.bias_halves)
     inputs = {
         k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()
     }
@@ -74,16 +87,18 @@ def step(
         )
     notes = list(found.notes)
     if out is not None:
-        from lstm_cli.io.atomic import is_stdout, save_npz
+        from lstm_cli.io.atomic import is_stdout
+        from lstm_cli.io.paramfiles import save_result
 
-        save_npz(out, result.arrays(), force=force)
+        save_result(out, result.arrays(), force=force)
         if is_stdout(out):  # stdout carries the .npz itself
             return None
         notes.append(f"Saved every array of the result to {out}.")
     if explain:
-        return print_explanation(result, cell, pretty, found.notes)
+        return print_explanation(result, cell, pretty, found.notes, export_view, force)
     from lstm_cli.render.reports import StepReport
 
     sources = {**found.sources, "params": label}
     layout_read = param_set.meta.get("source_layout")
-    emit(StepReport(result, cell, dtype.value, sources, notes, layout_read), pretty)
+    report = StepReport(result, cell, dtype.value, sources, notes, layout_read)
+    emit(report, pretty, export_view, force)

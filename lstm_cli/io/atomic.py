@@ -168,8 +168,6 @@ def save_npz(path: Path, arrays: Mapping[str, Array], force: bool = False) -> No
     atomic_write(path, write, force)
 
 
-
-
 def write_bytes(path: Path, data: bytes, force: bool = False) -> None:
     """``data`` written atomically at exactly ``path``."""
 
@@ -177,3 +175,28 @@ def write_bytes(path: Path, data: bytes, force: bool = False) -> None:
         f.write(data)
 
     atomic_write(path, write, force)
+
+
+ARRAY_SUFFIXES = (".npz", ".json", ".safetensors")  # where result arrays can go
+PARAM_SUFFIXES = (".npz", ".safetensors")  # where weights can go
+FOREIGN_SUFFIXES = {".pt": "PyTorch", ".pth": "PyTorch", ".h5": "Keras", ".keras": "Keras"}
+
+
+def output_suffix(path: Path | str, allowed: tuple[str, ...] = ARRAY_SUFFIXES) -> str:
+    """The format an output path asks for, by its extension: one of ``allowed``; ``-``
+    (stdout) and a name without an extension (a device, a FIFO) are .npz. Any other
+    extension is refused, so that a file never holds a format its name denies; called before
+    any work."""
+    if is_stdout(path):
+        return ".npz"
+    suffix = Path(path).suffix.lower()
+    if suffix == "":
+        return ".npz"
+    if suffix in allowed:
+        return suffix
+    known = ", ".join(allowed)
+    framework = FOREIGN_SUFFIXES.get(suffix)
+    what = f"writing {framework}'s {suffix} files is not supported" if framework else (
+        f"unknown output format {suffix!r}"
+    )
+    raise InputError(f"{path}: {what}; write one of {known}")

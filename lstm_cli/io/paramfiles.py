@@ -1,13 +1,15 @@
-"""Params files in, validated, never unpickled: .npz, .safetensors and .onnx in any layout;
-and params files out (.npz or .safetensors), atomically."""
+"""Params files in, validated, never unpickled: .npz, .safetensors, .onnx and PyTorch
+checkpoints (.pt, .pth, .bin: read by the restricted reader of :mod:`.torchfile`, which runs no
+pickled code) in any layout; and params files out (.npz or .safetensors), atomically."""
 
 from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -17,9 +19,10 @@ from lstm_cli.params import EXAMPLE_NAMES, FORMAT_VERSION, ExampleInputs, ParamS
 
 from . import safeload
 from .arrays import as_float_array
-from .atomic import save_npz, write_bytes
-from .jsonio import reject_constant
+from .atomic import PARAM_SUFFIXES, output_suffix, save_npz, write_bytes
+from .jsonio import dumps, json_list, reject_constant
 from .reader import NPY_MAGIC, ZIP_MAGIC, check_readable, is_regular_file, read_file
+from .torchfile import TORCH_SUFFIXES, is_torch_legacy, is_torch_zip, open_checkpoint
 
 SAFETENSORS_SUFFIX = ".safetensors"
 ONNX_SUFFIX = ".onnx"
@@ -81,6 +84,9 @@ def load_param_set(
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
     if _is_safetensors(head) or path.suffix.lower() == SAFETENSORS_SUFFIX:
         return _load_safetensors(path, max_bytes, layout, key_prefix)
+    if _is_torch(path, head):
+        with open(path, "rb") as f:
+            return _load_torch(f, source, max_bytes, layout, key_prefix)
     with safeload.NpzReader(path, max_bytes) as npz:
         return _param_set_from_npz(npz, source, layout, key_prefix)
 
@@ -119,13 +125,47 @@ def _load_buffered(
             copy = Path(folder) / "params.safetensors"
             copy.write_bytes(data)
             return _load_safetensors(copy, max_bytes, layout, key_prefix, source)
+    if is_torch_legacy(data) or (data.startswith(ZIP_MAGIC) and _is_torch_zip(io.BytesIO(data))):
+        return _load_torch(io.BytesIO(data), source, max_bytes, layout, key_prefix)
     if not data.startswith(ZIP_MAGIC):
         raise InputError(
-            f"{source}: not a .npz archive or a .safetensors file (for an ONNX model through a "
-            "pipe, name its layout: onnx)"
+            f"{source}: not a .npz archive, a .safetensors file or a PyTorch checkpoint (for an "
+            "ONNX model through a pipe, name its layout: onnx)"
         )
     with safeload.NpzReader(io.BytesIO(data), max_bytes, source) as npz:
         return _param_set_from_npz(npz, source, layout, key_prefix)
+
+
+def _is_torch_zip(f: IO[bytes] | Path) -> bool:
+    try:
+        with zipfile.ZipFile(f) as z:
+            return is_torch_zip(z.namelist())
+    except Exception:  # a damaged zip raises many kinds; the .npz reader says what is wrong
+        return False
+
+
+def _is_torch(path: Path, head: bytes) -> bool:
+    """A PyTorch checkpoint by name (.pt, .pth, .bin) or by content (torch.save's zip or
+    legacy format)."""
+    if path.suffix.lower() in TORCH_SUFFIXES or is_torch_legacy(head):
+        return True
+    return head.startswith(ZIP_MAGIC) and _is_torch_zip(path)
+
+
+def _load_torch(
+    f: IO[bytes], source: str, max_bytes: int, layout: str | None, key_prefix: str | None
+) -> ParamSet:
+    """A ``torch.save`` state dict, through the restricted unpickler of :mod:`.torchfile`."""
+    with open_checkpoint(f, source, max_bytes) as ckpt:
+
+        def get(name: str) -> Array:
+            return as_float_array(ckpt.read(name), name, source)
+
+        def get_meta(name: str) -> dict[str, Any]:
+            raise AssertionError("a checkpoint's tensors are never meta")  # pragma: no cover
+
+        keys = set(ckpt.tensors) - {"meta"}
+        return _param_set_from(keys, get, get_meta, source, layout, key_prefix)
 
 
 def _load_safetensors(
@@ -195,13 +235,14 @@ def _param_set_from(
     key_prefix: str | None,
 ) -> ParamSet:
     """The one LSTM among ``keys`` as a ParamSet (see :func:`load_param_set`)."""
-    from lstm_cli.layouts import choose_candidate, import_params
+    from lstm_cli.layouts import choose_candidate, import_bias_halves, import_params
 
     candidate = choose_candidate(keys - {"meta"}, source, layout, key_prefix)
     meta_key = candidate.key("meta") if candidate.key("meta") in keys else "meta"
     stored = get_meta(meta_key) if meta_key in keys else {}
     clip, input_forget = Variant.switches_from_meta(stored, source)
     params = import_params(candidate, get, keys, source, clip, input_forget)
+    halves = import_bias_halves(candidate, get, keys)
     example = None
     if candidate.layout == "native" and candidate.key("x_t") in keys:
         ex = {k: get(candidate.key(k)) for k in EXAMPLE_NAMES if candidate.key(k) in keys}
@@ -224,7 +265,7 @@ def _param_set_from(
             "n_hidden": params.n_hidden,
             **params.variant.to_meta(),
         }
-    return ParamSet(params=params, example=example, meta=meta)
+    return ParamSet(params=params, example=example, meta=meta, bias_halves=halves)
 
 
 def save_arrays(
@@ -238,7 +279,7 @@ def save_arrays(
         raise InputError(
             f"{path}: writing .onnx models is not supported; write .npz or .safetensors"
         )
-    if path.suffix.lower() != SAFETENSORS_SUFFIX:
+    if output_suffix(path, PARAM_SUFFIXES) != SAFETENSORS_SUFFIX:
         out: dict[str, Any] = dict(arrays)
         if meta is not None:
             out["meta"] = np.array(json.dumps(meta, sort_keys=True))  # 0-d str, no pickle
@@ -253,6 +294,17 @@ def save_arrays(
     tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     metadata = None if meta is None else {"meta": json.dumps(meta, sort_keys=True)}
     write_bytes(path, save(tensors, metadata=metadata), force)
+
+
+def save_result(path: Path, arrays: Mapping[str, Array], force: bool = False) -> None:
+    """A command's result arrays at ``path``, in the format its extension names: .npz (also
+    for ``-`` and names without an extension), .safetensors, or .json (an object of nested
+    lists, non-finite values as null)."""
+    if output_suffix(path) == ".json":
+        text = dumps({k: json_list(np.asarray(v)) for k, v in arrays.items()})
+        write_bytes(path, text.encode() + b"\n", force)
+        return
+    save_arrays(path, arrays, None, force)
 
 
 def save_param_set(path: Path, param_set: ParamSet, force: bool = False) -> None:

@@ -25,6 +25,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 STDIN = "-"
 DEFAULT_MAX_INPUT_BYTES = safeload.DEFAULT_MAX_BYTES
 
+
 def stdin_is_piped() -> bool:
     """True when stdin is a pipe or a file (something to read), not a terminal or /dev/null."""
     stdin = sys.stdin
@@ -35,8 +36,26 @@ def stdin_is_piped() -> bool:
             return False
         mode = os.fstat(stdin.fileno()).st_mode
     except (OSError, ValueError, io.UnsupportedOperation):
-        return True  # an in-memory stream (tests, embedding): readable
+        return _in_memory_has_data(stdin)  # tests, embedding: empty counts as /dev/null
     return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
+
+
+def _in_memory_has_data(stdin: object) -> bool:
+    """True when an in-memory stdin has bytes left to read (it is peeked, not consumed).
+
+    An empty one stands for a process given nothing, like ``< /dev/null``; an empty *pipe*
+    of a real process is still read (and refused where stdin is the only input).
+    """
+    buf = getattr(stdin, "buffer", None)
+    try:
+        if buf is None or not buf.seekable():
+            return True
+        pos = buf.tell()
+        has_data = bool(buf.read(1))
+        buf.seek(pos)
+    except (OSError, ValueError):
+        return True
+    return has_data
 
 
 def read_stdin(limit: int = DEFAULT_MAX_INPUT_BYTES) -> bytes:
@@ -53,8 +72,6 @@ def read_stdin(limit: int = DEFAULT_MAX_INPUT_BYTES) -> bytes:
             Hint.RAISE_INPUT_LIMIT,
         )
     return data
-
-
 
 
 def check_readable(path: Path, max_bytes: int | None = None) -> None:
@@ -76,8 +93,7 @@ def check_readable(path: Path, max_bytes: int | None = None) -> None:
         raise InputError(f"{path}: is a block device, not a file to read")
     if max_bytes is not None and stat.S_ISREG(st.st_mode) and st.st_size > max_bytes:
         raise InputError(
-            f"{path}: {safeload.mib(st.st_size)}, over the {safeload.mib(max_bytes)} input "
-            "limit",
+            f"{path}: {safeload.mib(st.st_size)}, over the {safeload.mib(max_bytes)} input limit",
             Hint.RAISE_INPUT_LIMIT,
         )
 
@@ -137,7 +153,6 @@ def array_from_bytes(
 def load_array(path: Path, name: str, max_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> Array:
     """Read ``name`` from a .npy or .json file."""
     return array_from_bytes(read_file(path, max_bytes), name, str(path), max_bytes)
-
 
 
 def read_source(spec: str, max_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> tuple[bytes, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -135,8 +136,19 @@ def _vector_files(cases: Sequence[Case], seed: int) -> dict[str, bytes]:
     return files
 
 
-def _check_target(out_dir: Path, names: Sequence[str], force: bool) -> None:
-    """Refuse a target that is not a folder, lacks a parent, or holds one of ``names``."""
+VECTOR_FILE = re.compile(r"manifest\.json|case_\d+(_\w+)?\.(json|npz)")
+
+
+def vector_files_in(out_dir: Path) -> list[str]:
+    """The names in ``out_dir`` that a vectors folder holds: manifest.json, case_NNN.*."""
+    if not out_dir.is_dir():
+        return []
+    return sorted(p.name for p in out_dir.iterdir() if VECTOR_FILE.fullmatch(p.name))
+
+
+def _check_target(out_dir: Path, force: bool) -> None:
+    """Refuse a target that is not a folder, lacks a parent, or already holds vectors (any
+    manifest or case file, not only the names about to be written: no stale case is left)."""
     if out_dir.is_symlink() and not out_dir.exists():
         target = os.readlink(out_dir)
         raise InputError(f"{out_dir}: a symbolic link to {target}, which does not exist")
@@ -144,11 +156,20 @@ def _check_target(out_dir: Path, names: Sequence[str], force: bool) -> None:
         raise InputError(f"{out_dir}: exists and is not a folder")
     if not out_dir.parent.is_dir():
         raise InputError(f"{out_dir}: folder {out_dir.parent} does not exist")
-    if out_dir.is_dir() and not force:
-        clash = sorted(n for n in names if (out_dir / n).exists())
+    if not force:
+        clash = vector_files_in(out_dir)
         if clash:
             more = f" and {len(clash) - 1} more" if len(clash) > 1 else ""
             raise InputError(f"{out_dir / clash[0]}{more}: already exist(s)", Hint.FORCE)
+
+
+real_replace = os.replace  # the rollback's own reference (tests make os.replace fail)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_vectors(
@@ -156,15 +177,19 @@ def write_vectors(
 ) -> list[str]:
     """Write every case (.json and .npz) and ``manifest.json`` into ``out_dir``.
 
-    Nothing is written when any target file exists (without ``force``) or anything fails:
-    the files are made in a temporary folder beside ``out_dir`` and moved in at the end.
-    Returns the file names written.
+    Nothing is written when the folder already holds vectors (without ``force``) or anything
+    fails: the files are made in a temporary folder beside ``out_dir`` and moved in at the
+    end. With ``force``, every vector file already there (manifest, case files, stale ones of
+    a larger count too) is replaced: the folder holds this set and no other; files that are
+    not vectors are left alone. The folder and files honour the umask. Returns the file names
+    written.
     """
     out_dir = Path(out_dir)
     files = _vector_files(cases, seed)
-    _check_target(out_dir, list(files), force)
+    _check_target(out_dir, force)
     try:
         tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: a teammate could not read it
     except OSError as e:
         raise OutputError(f"{out_dir}: cannot write: {e.strerror or e}") from None
     try:
@@ -182,21 +207,29 @@ def write_vectors(
 
 def _move_in(tmp: Path, out_dir: Path, names: Sequence[str], force: bool) -> None:
     """Move the finished files from ``tmp`` into ``out_dir`` (the whole folder when it does
-    not exist yet); on failure the files already moved are removed again."""
+    not exist yet). With ``force`` the vector files already there are first moved aside into
+    ``tmp/.old`` and deleted with it; on failure the new files are removed and the old ones
+    put back."""
     if not out_dir.exists():
         os.rename(tmp, out_dir)
         return
+    old = vector_files_in(out_dir)
+    if old and not force:
+        raise InputError(f"{out_dir / old[0]}: already exists", Hint.FORCE)
+    aside = tmp / ".old"
+    aside.mkdir()
     moved: list[Path] = []
     try:
+        for name in old:
+            os.replace(out_dir / name, aside / name)
         for name in names:
-            target = out_dir / name
-            if not force and target.exists():
-                raise InputError(f"{target}: already exists", Hint.FORCE)
-            os.replace(tmp / name, target)
-            moved.append(target)
+            os.replace(tmp / name, out_dir / name)
+            moved.append(out_dir / name)
     except BaseException:
         for path in moved:
             path.unlink(missing_ok=True)
+        for name in os.listdir(aside):
+            real_replace(aside / name, out_dir / name)
         raise
 
 

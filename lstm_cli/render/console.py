@@ -33,6 +33,7 @@ def make_console(stderr: bool = False) -> Console:
 def shape_str(shape: Sequence[int]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
+
 def print_view(renderable: RenderableType) -> None:
     make_console().print(renderable)
 

@@ -101,6 +101,24 @@ def _vector_lines(name: str, a: Array, full: bool, width: int, pad: int) -> list
     return lines
 
 
+# The cell as a picture: where u = [h_prev, x_t] enters, the four gates, the cell-state line.
+CELL_DIAGRAM = r"""
+  c_prev --->( x )-------------( + )-------------+---> c_next
+               ^                 ^               |
+               | f_t             | i_t * g    [tanh]
+               |               ( x )             |
+               |                 ^             ( x )---> h_next
+               |           +-----+-----+         ^
+               |           | i_t       | g       | o_t
+           [sigmoid]   [sigmoid]    [tanh]   [sigmoid]
+            forget       input     candidate  output
+               ^           ^           ^         ^
+               +-----------+-----+-----+---------+
+                                 |
+                u = [h_prev, x_t]  (h_prev first)
+"""
+
+
 def explain_lines(
     result: StepResult, params: LSTMParams, width: int = 80, row: int | None = None
 ) -> list[Line]:
@@ -113,6 +131,7 @@ def explain_lines(
     """
     e = _Explainer(result, params, max(width, 40), row)
     e.header()
+    e.diagram()
     e.concat()
     i_gate, f_gate, o_gate, c_gate = GATES
     if params.is_plain:  # the seed's order, exactly as it always was
@@ -186,6 +205,13 @@ class _Explainer:
             f"{len(self.units)} unit(s) and the first terms of each dot product."
         )  # fmt: skip
         self.words("note", how + " Numbers rounded to 4 decimals.")
+
+    def diagram(self) -> None:
+        """The picture of the cell, when the width allows it (about 60 columns wide)."""
+        lines = CELL_DIAGRAM.strip("\n").splitlines()
+        if max(map(len, lines)) <= self.width:
+            self.text("", "")
+            self.lines("formula", lines)
 
     def concat(self) -> None:
         H, F = self.H, self.F

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from lstm_cli.core import Array, StepResult
 from lstm_cli.io.jsonio import json_list
-from lstm_cli.params import LSTMParams
+from lstm_cli.params import BIAS_NAMES, PEEPHOLE_NAMES, WEIGHT_NAMES, LSTMParams
 
 from .console import ShapeRow
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from .run import TimeBins
+    from .run import RunTrace
 
 # How a framework's weights were read, said under the step view.
 SOURCE_GATE_ORDERS = {
@@ -108,8 +108,10 @@ class StepReport:
         rows = [ShapeRow(k, arrays[k].shape, self.dtype, self.sources[k]) for k in STEP_INPUT_NAMES]
         rows.append(ShapeRow("u = [h_prev, x_t]", self.result.u.shape, self.dtype, "concatenated"))
         label = self.sources["params"]
-        cell = self.cell.all_arrays()
-        rows += [ShapeRow(k, v.shape, str(v.dtype), label) for k, v in cell.items()]
+        for names in (WEIGHT_NAMES, BIAS_NAMES, PEEPHOLE_NAMES):  # one row per group
+            group = [self.cell.all_arrays()[k] for k in names if k in self.cell.all_arrays()]
+            if group:
+                rows.append(ShapeRow(", ".join(names), group[0].shape, str(group[0].dtype), label))
         return rows
 
     def view(self) -> RenderableType:
@@ -123,7 +125,7 @@ class StepReport:
 
 @dataclass(frozen=True)
 class RunReport:
-    """A sequence's final state, its shapes and origins, and the heatmap bins of h."""
+    """A sequence's final state, its shapes and origins, and the trace of its gates and states."""
 
     h_next: Array
     c_next: Array
@@ -134,7 +136,7 @@ class RunReport:
     sources: Mapping[str, str]
     out: Path | None = None
     notes: Sequence[str] = ()
-    bins: TimeBins | None = None
+    trace: RunTrace | None = None
     width: int = 80
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -157,4 +159,4 @@ class RunReport:
             ShapeRow(k, tuple(v), self.dtype, self.sources.get(k, "result"))
             for k, v in self.shapes.items()
         ]
-        return run_view(rows, self.h_next, self.c_next, self.bins, self.width, self.notes)
+        return run_view(rows, self.h_next, self.c_next, self.trace, self.width, self.notes)

@@ -1,7 +1,14 @@
-"""The view of ``run``: h over time as a heatmap, and the final state."""
+"""The view of ``run``: every gate and state over time, per unit, and how often each gate
+saturates; then the final state.
+
+A run of any length is summarised in bounded memory by :class:`RunTrace`: up to
+:data:`EXACT_MAX_STEPS` steps every step is shown; a longer run shows its last steps exactly
+(as many as fit the terminal) and min / mean / max over the whole run beside them.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,92 +22,163 @@ from .step import MAX_UNITS_SHOWN, shapes_table, signed_cell
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+EXACT_MAX_STEPS = 400  # up to this many steps, every step has its column (in bands)
+TRACE_MAX_UNITS = 8  # units drawn per quantity
+OPEN, CLOSED = 0.99, 0.01  # a gate above / below these is saturated
+_LEVELS = "▁▂▃▄▅▆▇█"  # low ... high: readable without colour too
 
-HEATMAP_MAX_FULL_STEPS = 400  # up to this many steps, one column per step (in bands)
-HEATMAP_MAX_UNITS = 32
-_LEVELS = "▁▂▃▄▅▆▇█"  # low = -1, high = +1: readable without colour too
+# What the view draws, in the order of the equations: (name, words, gate in [0, 1]?)
+QUANTITIES = (
+    ("i_t", "input gate", True),
+    ("f_t", "forget gate", True),
+    ("o_t", "output gate", True),
+    ("c_t_candidate", "candidate", False),
+    ("c", "cell state", False),
+    ("h", "hidden state", False),
+)
 
 
-class TimeBins:
-    """Means of a hidden state sequence (T, H) over ``n_cols`` consecutive time bins, added
-    chunk by chunk, so a heatmap of a long run needs no more memory than its picture.
+class RunTrace:
+    """The gates and states of one batch row over a run, added chunk by chunk.
 
-    With ``n_cols >= T`` every step has its own column (the exact values).
+    Keeps the last ``n_cols`` steps of each quantity (all of them when the run is that
+    short), and per unit its min, sum and max and, for the gates, how many steps were open
+    (> 0.99) or closed (< 0.01). Memory is bounded by ``n_cols``, not by the run's length.
     """
 
     def __init__(self, n_steps: int, n_units: int, n_cols: int) -> None:
-        self.n_steps = n_steps
+        self.n_steps, self.n_units = n_steps, n_units
         self.n_cols = max(1, min(n_cols, n_steps))
-        self.sums = np.zeros((n_units, self.n_cols))  # (H, n_cols)
-        self.counts = np.zeros(self.n_cols)  # (n_cols,)
+        self.tail: dict[str, Array] = {q: np.zeros((0, n_units)) for q, _, _ in QUANTITIES}
+        self.mins = {q: np.full(n_units, np.inf) for q, _, _ in QUANTITIES}
+        self.maxs = {q: np.full(n_units, -np.inf) for q, _, _ in QUANTITIES}
+        self.sums = {q: np.zeros(n_units) for q, _, _ in QUANTITIES}
+        self.open = {q: np.zeros(n_units, np.int64) for q, _, gate in QUANTITIES if gate}
+        self.closed = {q: np.zeros(n_units, np.int64) for q, _, gate in QUANTITIES if gate}
+        self.seen = 0
 
-    def add(self, start: int, values: Array) -> None:
-        """Add ``values`` (n, H): the hidden states of steps ``start .. start + n - 1``."""
-        n = values.shape[0]
-        if n == 0:
-            return
-        cols = (np.arange(start, start + n, dtype=np.int64) * self.n_cols) // self.n_steps
-        first = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])  # where a bin begins
-        self.sums[:, cols[first]] += np.add.reduceat(values.astype(np.float64), first, axis=0).T
-        self.counts += np.bincount(cols, minlength=self.n_cols)
-
-    def means(self) -> Array:
-        """(H, n_cols) mean hidden state per bin (NaN for a bin not reached)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.sums / self.counts
+    def add(self, values: dict[str, Array]) -> None:
+        """Add the next steps: each quantity (n, H) for the same n consecutive steps."""
+        for q, v in values.items():
+            v = np.asarray(v, dtype=np.float64)
+            self.tail[q] = np.concatenate((self.tail[q], v))[-self.n_cols :]
+            self.mins[q] = np.minimum(self.mins[q], v.min(axis=0))
+            self.maxs[q] = np.maximum(self.maxs[q], v.max(axis=0))
+            self.sums[q] += v.sum(axis=0)
+            if q in self.open:
+                self.open[q] += (v > OPEN).sum(axis=0)
+                self.closed[q] += (v < CLOSED).sum(axis=0)
+        self.seen += len(next(iter(values.values())))
 
     @property
-    def steps_per_col(self) -> float:
-        return self.n_steps / self.n_cols
+    def first_shown(self) -> int:
+        """The step of the first column drawn (0 unless only the last steps are shown)."""
+        return self.seen - len(self.tail["h"])
 
 
-def _heat_color(v: float) -> str:
-    """Diverging colour: red for negative, blue for positive, stronger with size."""
-    a = min(abs(v), 1.0)
-    grey = round(200 * (1 - a)) + 40
-    strong = 255
-    r, g, b = (strong, grey, grey) if v < 0 else (grey, grey, strong)
-    return f"rgb({r},{g},{b})"
+def _colours() -> bool:
+    """Colour words in legends only when colour is shown (NO_COLOR and TERM=dumb: none)."""
+    return "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def heatmap(bins: TimeBins, width: int, title: str) -> RenderableType:
-    """The hidden state over time: one row per unit, one character per time bin.
+def _cell_style(v: float, gate: bool) -> str:
+    """Mid-tone colours that read on light and dark backgrounds: grey for closed / zero,
+    green for an open gate, blue for positive and orange for negative values."""
+    if gate:
+        return "green3" if v >= 0.5 else "dark_khaki" if v >= 0.1 else "grey50"
+    if abs(v) < 0.1:
+        return "grey50"
+    return "dodger_blue2" if v > 0 else "dark_orange3"
 
-    Height and colour show the value in (-1, 1) (low and red = -1, high and blue = +1). Up
-    to :data:`HEATMAP_MAX_FULL_STEPS` steps every step has its column, wrapped into bands of
-    ``width``; beyond that each column is the mean over a bin of steps.
-    """
+
+def _strip(values: Array, gate: bool) -> Any:
+    """One unit's row of characters: height and colour show each step's value."""
+    from rich.text import Text
+
+    lo = 0.0 if gate else -1.0
+    line = Text()
+    for v in values:
+        x = (min(max(float(v), lo), 1.0) - lo) / (1.0 - lo)
+        line.append(_LEVELS[round(x * (len(_LEVELS) - 1))], style=_cell_style(float(v), gate))
+    return line
+
+
+def _legend() -> list[str]:
+    """How to read the strips, in words (colours named only when they are shown)."""
+    gate = "gates: ▁ = 0 (closed) to █ = 1 (open)"
+    signed = "candidate, c, h: ▁ = -1 to █ = +1 (c beyond ±1 drawn at the edge)"
+    if _colours():
+        gate += "; grey closed, green open"
+        signed += "; orange negative, blue positive"
+    return [gate, signed]
+
+
+def trace_view(trace: RunTrace, width: int, which: str = "") -> RenderableType:
+    """Every quantity over time, one row per unit, in bands that fit ``width``."""
     from rich.console import Group
     from rich.text import Text
 
-    means = bins.means()
-    n_units = means.shape[0]
-    shown = min(n_units, HEATMAP_MAX_UNITS)
-    label_w = len(str(shown - 1)) + 6
+    shown = min(trace.n_units, TRACE_MAX_UNITS)
+    label_w = max(len(f"unit {shown - 1}"), 4) + 1
     band = max(10, width - label_w - 1)
+    first, n = trace.first_shown, len(trace.tail["h"])
+    if first == 0:
+        title = f"Gates and states over {trace.n_steps} steps{which}"
+    else:
+        title = (
+            f"Gates and states: the last {n} of {trace.n_steps} steps (t = {first} to "
+            f"{first + n - 1}){which}; min / mean / max over every step below"
+        )
     parts: list[Any] = [Text(title, style="bold")]
-    per_col = bins.steps_per_col
-    for lo in range(0, bins.n_cols, band):
-        hi = min(lo + band, bins.n_cols)
-        t_lo, t_hi = int(lo * per_col), int(np.ceil(hi * per_col)) - 1
-        axis = f"t = {t_lo}"
-        parts.append(Text(" " * label_w + axis.ljust(hi - lo - len(str(t_hi))) + str(t_hi)))
-        for k in range(shown):
-            line = Text(f"unit {k}".rjust(label_w - 1) + " ")
-            for v in means[k, lo:hi]:
-                if not np.isfinite(v):
-                    line.append(" ")
-                    continue
-                level = round((min(max(float(v), -1.0), 1.0) + 1) / 2 * (len(_LEVELS) - 1))
-                line.append(_LEVELS[level], style=_heat_color(float(v)))
-            parts.append(line)
-    note = "▁ = -1 (red) … █ = +1 (blue)"
-    if per_col > 1:
-        note = f"each column is the mean over {per_col:.4g} steps; " + note
-    if n_units > shown:
-        note = f"{n_units - shown} more units not shown; " + note
-    parts.append(Text(note, style="dim"))
+    for lo in range(0, n, band):
+        hi = min(lo + band, n)
+        axis = f"t = {first + lo}"
+        end = str(first + hi - 1)
+        gap = max(hi - lo - len(end), len(axis) + 1)
+        parts.append(Text(" " * label_w + axis.ljust(gap) + end))
+        for q, words, gate in QUANTITIES:
+            parts.append(Text(f"{q}  {words}", style="bold"))
+            for k in range(shown):
+                line = Text(f"unit {k}".rjust(label_w - 1) + " ")
+                line.append_text(_strip(trace.tail[q][lo:hi, k], gate))
+                parts.append(line)
+    notes = _legend()
+    if trace.n_units > shown:
+        notes.append(f"{trace.n_units - shown} more units not drawn (all are in the table)")
+    parts.extend(Text(line, style="dim") for line in notes)
     return Group(*parts)
+
+
+def summary_table(trace: RunTrace, width: int, which: str = "") -> RenderableType:
+    """Per quantity over every step: min, mean, max and, for the gates, how often saturated.
+    Below 72 columns the words column is left out (the strips above carry the words), so
+    that every number stays whole."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=f"Over all {trace.seen} steps{which}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    wide = width >= 72  # the words column fits
+    columns = ("", *([""] if wide else []), "min", "mean", "max", "open", "closed")
+    for col in columns:
+        table.add_column(col, justify="right" if col else "left", no_wrap=True)
+    cells = max(trace.seen * trace.n_units, 1)
+    for q, words, gate in QUANTITIES:
+        lo, hi = trace.mins[q].min(), trace.maxs[q].max()
+        mean = trace.sums[q].sum() / cells
+        row = [q, *([words] if wide else []), f"{lo:+.4f}", f"{mean:+.4f}", f"{hi:+.4f}"]
+        if gate:
+            row += [f"{trace.open[q].sum() / cells:.1%}", f"{trace.closed[q].sum() / cells:.1%}"]
+        table.add_row(*row, *([""] * (len(table.columns) - len(row))))
+    table.caption = f"open: share of unit-steps with the gate > {OPEN}; closed: < {CLOSED}"
+    table.caption_justify = "left"
+    return table
 
 
 def final_state_table(h_next: Array, c_next: Array, title: str) -> RenderableType:
@@ -124,23 +202,25 @@ def run_view(
     rows: Sequence[ShapeRow],
     h_next: Array,
     c_next: Array,
-    bins: TimeBins | None,
+    trace: RunTrace | None,
     width: int,
     notes: Sequence[str] = (),
 ) -> RenderableType:
-    """The ``run`` view: shapes, the hidden-state heatmap (batch row 0), the final state."""
+    """The ``run`` view: gates and states over time (batch row 0), how often the gates
+    saturate, the final state, then the shapes."""
     from rich.console import Group
     from rich.text import Text
 
     batched = h_next.ndim == 2
     which = f", batch row 0 of {h_next.shape[0]}" if batched else ""
     parts: list[Any] = [Text(n, style="italic") for n in notes]
-    parts.append(shapes_table(rows))
-    if bins is not None:
-        parts.append(heatmap(bins, width, f"Hidden state h over {bins.n_steps} steps{which}"))
+    if trace is not None:
+        parts.append(trace_view(trace, width, which))
+        parts.append(summary_table(trace, width, which))
     h0, c0 = (h_next[0], c_next[0]) if batched else (h_next, c_next)
     parts.append(final_state_table(h0, c0, f"Final state{which}"))
     with np.printoptions(precision=8, suppress=False, threshold=64):
         parts.append(Text(f"h_next = {h_next}", style="bold"))
         parts.append(Text(f"c_next = {c_next}", style="bold"))
+    parts.append(shapes_table(rows))
     return Group(*parts)
