@@ -151,36 +151,46 @@ def grad_view(
     return Group(*parts)
 
 
+class _CaseTable:
+    """Per case errors; below 80 columns only the relative errors, so no number is cut."""
+
+    def __init__(self, result: CheckResult) -> None:
+        self.result = result
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
+        wide = options.max_width >= 80
+        result = self.result
+        table = Table(
+            title=f"check {result.target} (layout {result.layout})", title_justify="left",
+            box=box.SIMPLE_HEAD, caption_justify="left", pad_edge=False,
+            caption="abs = max|yours - ref|, rel = abs / max|ref| (ref: float64)",
+        )  # fmt: skip
+        columns = ("case", "dtype", "B,F,H", "h abs", "h rel", "c abs", "c rel", "")
+        shown = columns if wide else ("case", "dtype", "h rel", "c rel", "")
+        for col in shown:
+            table.add_column(col, justify="right" if " " in col else "left", no_wrap=True)
+        for r in result.reports:
+            cells: dict[str, Any] = {
+                "case": r.label or r.name, "dtype": r.dtype.replace("float", "f"),
+                "B,F,H": r.shape, "h abs": _num(r.h_abs), "h rel": _num(r.h_rel),
+                "c abs": _num(r.c_abs), "c rel": _num(r.c_rel),
+                "": Text("ok", style="green") if r.ok else Text("FAIL", style="bold red"),
+            }  # fmt: skip
+            table.add_row(*(cells[c] for c in shown))
+        yield table
+
+
 def check_view(result: CheckResult) -> RenderableType:
     """Per case errors for h and c, the worst case, the verdict and the likely culprit."""
-    from rich import box
     from rich.console import Group
     from rich.padding import Padding
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(
-        title=f"check {result.target} (layout {result.layout})",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        caption="abs = max|yours - ref|, rel = abs / max|ref| (ref: float64)",
-        caption_justify="left",
-        pad_edge=False,
-    )
-    for col in ("case", "dtype", "B,F,H", "h abs", "h rel", "c abs", "c rel", ""):
-        table.add_column(col, justify="right" if " " in col else "left", no_wrap=True)
-    for r in result.reports:
-        table.add_row(
-            r.label or r.name,
-            r.dtype.replace("float", "f"),
-            r.shape,
-            _num(r.h_abs),
-            _num(r.h_rel),
-            _num(r.c_abs),
-            _num(r.c_rel),
-            Text("ok", style="green") if r.ok else Text("FAIL", style="bold red"),
-        )
-    parts: list[RenderableType] = [table]
+    parts: list[RenderableType] = [_CaseTable(result)]
     notes = [(r.name, n) for r in result.reports for n in r.notes]
     for name, note in notes[:MAX_NOTES_SHOWN]:
         parts.append(Text(f"{name}: {note}", style="yellow"))
