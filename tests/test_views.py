@@ -184,6 +184,9 @@ def test_plot_names_the_extra_when_matplotlib_is_missing(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("columns", [60, 100])
 def test_check_view_keeps_numbers_whole(columns):
-    out = view(["check", "tests.ports:swapped_gates"], columns)
-    assert "…" not in out and "FAIL" in out
+    result = runner.invoke(
+        app, ["check", "tests.ports:swapped_gates", "--pretty"], env={"COLUMNS": str(columns)}
+    )
+    out = result.stdout
+    assert result.exit_code == 1 and "…" not in out and "FAIL" in out
     assert re.search(r"\d\.\de[+-]\d\d", out)  # the relative errors, in full
