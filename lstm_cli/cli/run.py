@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,6 +26,7 @@ PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
 
 if TYPE_CHECKING:
     from lstm_cli.io.npystream import ArraySequence, NpyStream
+    from lstm_cli.io.npzstream import SpilledNpz
     from lstm_cli.render.run import TimeBins
 
 
@@ -52,13 +53,12 @@ def _run_steps(
     dtype: str,
     xs_source: str,
     chunk_steps: int | None,
-    keep: bool,
-    gates: bool,
+    sink: SpilledNpz | None,
     pretty: bool,
-) -> tuple[Array, Array, dict[str, list[Array]], TimeBins | None, int]:
-    """Step through xs chunk by chunk: (h_next, c_next, the kept sequences, heatmap bins,
-    console width). Memory stays flat unless ``keep``."""
-    from lstm_cli.sequence import GATE_NAMES, default_chunk_steps, iter_sequence  # only when run
+) -> tuple[Array, Array, TimeBins | None, int]:
+    """Step through xs chunk by chunk: (h_next, c_next, heatmap bins, console width). The
+    sequences go to ``sink`` (the --out file) as they are computed: memory stays flat."""
+    from lstm_cli.sequence import default_chunk_steps, iter_sequence  # only when run
 
     H = cell.n_hidden
 
@@ -76,25 +76,24 @@ def _run_steps(
         n_cols = T if T <= HEATMAP_MAX_FULL_STEPS else max(10, width - 12)
         bins = TimeBins(T, H, n_cols)
     steps = chunk_steps or default_chunk_steps(H, B or 1, dtype)
-    kept: dict[str, list[Array]] = {"h_seq": [], "c_seq": [], **{g: [] for g in GATE_NAMES}}
     h_next = c_next = None
     with _progress(T) as advance:
         for part in iter_sequence(
             cell, chunks(steps), states.get("h_prev"), states.get("c_prev"),
-            dtype=dtype, return_sequences=keep or bins is not None,
-            return_gates=gates, chunk_steps=steps,
+            dtype=dtype, return_sequences=sink is not None or bins is not None,
+            return_gates=sink is not None and "i_t" in sink.shapes, chunk_steps=steps,
         ):  # fmt: skip
-            if keep and part.h_seq is not None and part.c_seq is not None:
-                kept["h_seq"].append(part.h_seq)
-                kept["c_seq"].append(part.c_seq)
+            if sink is not None and part.h_seq is not None and part.c_seq is not None:
+                sink.append("h_seq", part.h_seq)
+                sink.append("c_seq", part.c_seq)
                 for g, a in (part.gates or {}).items():
-                    kept[g].append(a)
+                    sink.append(g, a)
             if bins is not None and part.h_seq is not None:
                 bins.add(part.start, part.h_seq if B is None else part.h_seq[:, 0])
             h_next, c_next = part.h_next, part.c_next
             advance(part.n_steps)
     assert h_next is not None and c_next is not None  # T >= 1, checked with the inputs
-    return h_next, c_next, kept, bins, width
+    return h_next, c_next, bins, width
 
 
 @opt.cell_options
@@ -161,22 +160,27 @@ def run(
         xs, {"h_prev": h, "c_prev": c}, cell.n_features, cell.n_hidden, label, batch_first,
         max_bytes=max_bytes,
     )  # fmt: skip
-    with closing(inputs.xs):  # closed on every way out, errors and Ctrl-C included
+    sink = _sink(out, T, B, cell.n_hidden, dtype.value, gates, batch_first)
+    with closing(inputs.xs), ExitStack() as stack:  # closed on every way out, Ctrl-C included
+        if sink is not None:
+            stack.enter_context(sink)  # the spill files go with it
         states = {
             k: cast_checked(v, dtype.value, k, inputs.sources[k]) for k, v in inputs.states.items()
         }
-        h_next, c_next, kept, bins, width = _run_steps(
+        h_next, c_next, bins, width = _run_steps(
             cell, inputs.xs, states, T, B, batch_first, dtype.value, inputs.sources["xs"],
-            chunk_steps, keep=out is not None, gates=gates, pretty=pretty,
+            chunk_steps, sink, pretty=pretty,
         )  # fmt: skip
-    if not (np.all(np.isfinite(h_next)) and np.all(np.isfinite(c_next))):
-        raise OutputError(
-            f"the result overflowed {dtype.value} (c_next is not finite): inputs too large"
-        )
-    if out is not None:
-        _save_sequences(out, kept, h_next, c_next, batch_first and B is not None, force)
-        if is_stdout(out):  # stdout carries the .npz itself
-            return
+        if not (np.all(np.isfinite(h_next)) and np.all(np.isfinite(c_next))):
+            raise OutputError(
+                f"the result overflowed {dtype.value} (c_next is not finite): inputs too large"
+            )
+        if out is not None and sink is not None:
+            sink.put("h_next", h_next)
+            sink.put("c_next", c_next)
+            sink.save(out, force)
+    if out is not None and is_stdout(out):  # stdout carries the .npz itself
+        return
     state_shape = list(h_next.shape)
     shapes = {
         "xs": list(inputs.xs.shape),
@@ -190,18 +194,17 @@ def run(
     emit(report, pretty)
 
 
-def _save_sequences(
-    out: Path,
-    kept: dict[str, list[Array]],
-    h_next: Array,
-    c_next: Array,
-    batch_first: bool,
-    force: bool,
-) -> None:
-    """The kept sequences (T, ...), or (B, T, H) like a batch-first input, and the final state."""
-    from lstm_cli.io.atomic import save_npz
+def _sink(
+    out: Path | None, T: int, B: int | None, H: int, dtype: str, gates: bool, batch_first: bool
+) -> SpilledNpz | None:
+    """Where --out's sequences go as they are computed: h_seq, c_seq (and the gates), each
+    (T, [B,] H), saved (B, T, H) like a batch-first input."""
+    if out is None:
+        return None
+    from lstm_cli.io.npzstream import SpilledNpz
+    from lstm_cli.sequence import GATE_NAMES
 
-    arrays = {k: np.concatenate(v) for k, v in kept.items() if v}
-    if batch_first:  # (T, B, H) -> (B, T, H), like the input
-        arrays = {k: np.swapaxes(v, 0, 1) for k, v in arrays.items()}
-    save_npz(out, {**arrays, "h_next": h_next, "c_next": c_next}, force=force)
+    state = (H,) if B is None else (B, H)
+    names = ("h_seq", "c_seq", *(GATE_NAMES if gates else ()))
+    swap = frozenset(names) if batch_first and B is not None else frozenset()
+    return SpilledNpz({k: (T, *state) for k in names}, dtype, out, swap)
