@@ -277,7 +277,11 @@ def peak_rss_run(cmd: list[str]) -> int:
 
 
 def rss(quick: bool) -> None:
-    lengths = (10_000, 100_000) if quick else (100_000, 1_000_000)
+    """Peak RSS of `run --json` and of `run --out o.npz --gates` (h_seq, c_seq and the four
+    gates written as they are computed) at two lengths, 10x apart."""
+    lengths = (20_000, 200_000) if quick else (200_000, 2_000_000)
+    variants = {"run --json": [], "run --out o.npz --gates": ["--out", "o.npz", "--gates"]}
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         subprocess.run(
@@ -285,28 +289,42 @@ def rss(quick: bool) -> None:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        rng = np.random.default_rng(0)
-        rows = []
         for T in lengths:
             path = d / f"xs{T}.npy"
-            # written in pieces, so this script's own memory stays small too
-            with open(path, "wb") as f:
-                np.lib.format.write_array_header_1_0(
-                    f, {"descr": "<f8", "fortran_order": False, "shape": (T, 10)}
-                )
-                for lo in range(0, T, 100_000):
-                    f.write(rng.standard_normal((min(100_000, T - lo), 10)).tobytes())
-            cmd = [*lstm_cell_cmd(), "run", "--params", str(d / "p.npz"), "--xs", str(path)]
-            t0 = time.perf_counter()
-            kib = peak_rss_run([*cmd, "--json"])
-            rows.append((T, path.stat().st_size, kib, time.perf_counter() - t0))
-    print("\n## Peak RSS of `lstm-cell run --json` (streamed .npy, F = 10, H = 4, float64)\n")
-    print("| steps | input file | peak RSS | wall time |")
-    print("| --- | --- | --- | --- |")
-    for T, size, kib, wall in rows:
-        print(f"| {T:,} | {size / 2**20:.1f} MiB | {kib / 1024:.1f} MiB | {wall:.2f} s |")
-    print(f"\nratio of peak RSS, {lengths[1]:,} vs {lengths[0]:,} steps: "
-          f"**{rows[1][2] / rows[0][2]:.3f}x**")  # fmt: skip
+            _write_inputs(path, T)
+            for name, extra in variants.items():
+                cmd = [*lstm_cell_cmd(), "run", "--params", str(d / "p.npz"), "--xs", str(path)]
+                out = d / "o.npz"
+                extra = [str(out) if a == "o.npz" else a for a in extra]
+                t0 = time.perf_counter()
+                kib = peak_rss_run([*cmd, *extra, "--json"])
+                wall = time.perf_counter() - t0
+                size = out.stat().st_size if out.exists() else 0
+                out.unlink(missing_ok=True)
+                rows.append((name, T, path.stat().st_size, size, kib, wall))
+            path.unlink()
+    print("\n## Peak RSS of `lstm-cell run` (streamed .npy, F = 10, H = 4, float64)\n")
+    print("| command | steps | input file | output file | peak RSS | wall time |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, T, size, osize, kib, wall in rows:
+        print(f"| `{name}` | {T:,} | {size / 2**20:.1f} MiB | {osize / 2**20:.1f} MiB "
+              f"| {kib / 1024:.1f} MiB | {wall:.2f} s |")  # fmt: skip
+    print()
+    for name in variants:
+        a, b = (r[4] for r in rows if r[0] == name)
+        print(f"- `{name}`: peak RSS at {lengths[1]:,} vs {lengths[0]:,} steps: "
+              f"**{b / a:.3f}x** (target <= 1.25x)")  # fmt: skip
+
+
+def _write_inputs(path: Path, T: int) -> None:
+    """A (T, 10) float64 .npy of standard normals, written in pieces (this script stays small)."""
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f8", "fortran_order": False, "shape": (T, 10)}
+        )
+        for lo in range(0, T, 100_000):
+            f.write(rng.standard_normal((min(100_000, T - lo), 10)).tobytes())
 
 
 # --------------------------------------------------------------------------- main
