@@ -135,8 +135,9 @@ def run(
     """Run the LSTM cell over a sequence and print the final h_next and c_next.
 
     Step t starts from step t-1's h_next and c_next (from --h/--c, else zeros, at t = 0).
-    A .npy xs is read in chunks, so memory stays flat however long the sequence, unless
-    --out keeps the sequences. JSON in: a list, or {"xs": ..., "h_prev": ..., "c_prev": ...}.
+    A .npy xs is read in chunks and --out is written as the steps are computed, so memory
+    stays flat however long the sequence. JSON in: a list, or {"xs": ..., "h_prev": ...,
+    "c_prev": ...}.
 
     \b
         lstm-cell run --params p.npz --xs xs.npy --out seq.npz
