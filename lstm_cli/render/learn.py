@@ -194,7 +194,7 @@ def check_view(result: CheckResult) -> RenderableType:
             _num(r.h_rel),
             _num(r.c_abs),
             _num(r.c_rel),
-            Text("ok", style="green") if r.ok else Text("FAIL", style="bold red"),
+            _status_text(r.status or ("ok" if r.ok else "disagree")),
         )
     parts: list[RenderableType] = [table]
     notes = [(r.name, n) for r in result.reports for n in r.notes]
@@ -205,16 +205,24 @@ def check_view(result: CheckResult) -> RenderableType:
         parts.append(Text(f"... {more} more notes (use --json)", style="yellow"))
     worst = result.worst()
     parts.append(Text(f"Worst case: {worst.name} (max rel error {_num(worst.worst_rel())})."))
-    n_fail = sum(not r.ok for r in result.reports)
-    if result.ok:
-        parts.append(Text(f"All {len(result.reports)} cases agree.", style="bold green"))
-    else:
-        parts.append(Text(f"{n_fail} of {len(result.reports)} cases disagree.", style="bold red"))
+    style = "bold green" if result.ok else "bold red"
+    parts.append(Text(result.summary(), style=style))
     for d in result.diagnoses:
         parts.append(Text.assemble(("Likely culprit: ", "bold"), (d.culprit, "bold red")))
         parts.append(Padding(Text(d.detail), (0, 0, 0, 2)))
-        parts.append(Padding(Text(f"(explains {d.explains})", style="dim"), (0, 0, 0, 2)))
+        scope = f"explains {d.explains}" if d.matched else d.explains
+        parts.append(Padding(Text(f"({scope})", style="dim"), (0, 0, 0, 2)))
     return Group(*parts)
+
+
+def _status_text(status: str) -> Any:
+    """A case's status for the table: ok, FAIL (it disagrees) or no result."""
+    from rich.text import Text
+
+    styles = {"ok": ("ok", "green"), "disagree": ("FAIL", "bold red"),
+              "no result": ("no result", "yellow")}  # fmt: skip
+    text, style = styles[status]
+    return Text(text, style=style)
 
 
 @dataclass(frozen=True)
