@@ -57,6 +57,14 @@ def transposed_read(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
     return correct(x_t, h_prev, c_prev, *Ws, bf, bi, bo, bc)
 
 
+def batch_only(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """CS231n-style: x is (N, D), prev_h is (N, H); a 1-D input raises IndexError."""
+    N, _ = x_t.shape
+    h = np.broadcast_to(h_prev, (N, h_prev.shape[-1]))
+    c = np.broadcast_to(c_prev, (N, c_prev.shape[-1]))
+    return correct(x_t, h, c, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+
+
 def naive_sigmoid_float32(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
     """Everything in float32 with the textbook sigmoid exp(z) / (1 + exp(z))."""
 

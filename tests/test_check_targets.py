@@ -30,3 +30,22 @@ def test_a_file_targets_sibling_module_imports_from_another_folder(in_tmp, monke
     result = runner.invoke(app, ["check", "../ports/adapt.py:step", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["ok"] is True
+
+
+def test_a_batch_only_function_is_told_and_passes_with_batch_only(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    plain = runner.invoke(app, ["check", "tests.ports:batch_only"])
+    assert plain.exit_code == 1
+    assert "pass --batch-only" in plain.stderr
+    result = runner.invoke(app, ["check", "tests.ports:batch_only", "--batch-only", "--json"])
+    assert result.exit_code == 0, result.output
+    v = json.loads(result.stdout)
+    assert v["ok"] is True and v["passed"] > 0
+    assert all(c["shape"].split(",")[0] != "-" for c in v["cases"])
+
+
+def test_no_batch_and_batch_only_exclude_each_other(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, ["check", "tests.ports:correct", "--no-batch", "--batch-only"])
+    assert result.exit_code == 2
+    assert "exclude each other" in result.stderr

@@ -62,6 +62,10 @@ def check(
     no_batch: Annotated[
         bool, typer.Option("--no-batch", help="Only cases without a batch axis.")
     ] = False,
+    batch_only: Annotated[
+        bool,
+        typer.Option("--batch-only", help="Only cases with a batch axis (a batch-only function)."),
+    ] = False,
     skip_variant: Annotated[
         list[str] | None,
         typer.Option(
@@ -110,12 +114,14 @@ def check(
         raise typer.BadParameter("give MODULE:FUNCTION or --vectors/--results, not both")
     if target is None and vectors_dir is None:
         raise typer.BadParameter("give MODULE:FUNCTION, or --vectors DIR --results FILE")
+    if no_batch and batch_only:
+        raise typer.BadParameter("--no-batch and --batch-only exclude each other")
     lay = SIGNATURES[layout.value]
     skipped = _skipped_variants(skip_variant or [])
     if target is not None:
         fn, label = load_function(target)
         cases = build_cases(count, seed)
-        cases = _select(cases, no_batch, skipped)
+        cases = _select(cases, (no_batch, batch_only), skipped)
         result = check_function(fn, label, cases, lay, atol, rtol)
     else:
         assert vectors_dir is not None and results is not None
@@ -123,7 +129,7 @@ def check(
         from lstm_cli.porting.vector_files import load_vectors
 
         cases = load_vectors(vectors_dir, max_input_mb << 20)
-        cases = _select(cases, no_batch, skipped)
+        cases = _select(cases, (no_batch, batch_only), skipped)
         outcomes = load_results(results, cases, max_input_mb << 20)
         result = check_outcomes(str(results), lay, cases, outcomes, atol, rtol)
     emit(CheckReport(result), pretty, export_view, force)
@@ -153,8 +159,14 @@ def _skipped_variants(values: list[str]) -> set[str]:
     return names
 
 
-def _select(cases: list[Case], no_batch: bool, skipped: set[str]) -> list[Case]:
-    """The cases to check: without a batch axis only (``no_batch``), without ``skipped``."""
+def _select(cases: list[Case], batch: tuple[bool, bool], skipped: set[str]) -> list[Case]:
+    """The cases to check: without a batch axis only (``batch[0]``, --no-batch), with one
+    only (``batch[1]``, --batch-only), none of the ``skipped`` variants."""
+    no_batch, batch_only = batch
     return [
-        cs for cs in cases if not (no_batch and cs.batch is not None) and cs.variant not in skipped
+        cs
+        for cs in cases
+        if not (no_batch and cs.batch is not None)
+        and not (batch_only and cs.batch is None)
+        and cs.variant not in skipped
     ]

@@ -66,7 +66,7 @@ def run_function(fn: Callable[..., Any], label: str, case: Case, layout: Signatu
             message = str(e).splitlines()[0] if str(e) else ""
             raise UserCodeError(
                 f"{label} raised {type(e).__name__}: {message} (on {case.name}: {shapes})",
-                Hint.NO_BATCH if case.batch else None,
+                Hint.NO_BATCH if case.batch else Hint.BATCH_ONLY,
             ) from None
     notes = []
     if printed.getvalue():
