@@ -24,6 +24,7 @@ class Hint(str, enum.Enum):
     GIVE_INPUTS = "give_inputs"  # no input, and no example inputs stored
     GIVE_XS = "give_xs"  # a sequence needs xs
     NO_BATCH = "no_batch"  # the user's function does not take batches
+    BATCH_ONLY = "batch_only"  # the user's function takes only batches
     PLAIN_VECTORS = "plain_vectors"  # a port without ONNX's variants
     LOOSEN_TOLERANCE = "loosen_tolerance"  # float32 arithmetic
     EXPORT_LAYOUT = "export_layout"  # the layout cannot hold this variant

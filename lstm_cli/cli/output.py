@@ -32,6 +32,7 @@ HINT_TEXT = {
     Hint.GIVE_INPUTS: "; pass --x (and --h, --c)",
     Hint.GIVE_XS: "; pass --xs FILE",
     Hint.NO_BATCH: "; for a function without batch support pass --no-batch",
+    Hint.BATCH_ONLY: "; for a function that takes only batches pass --batch-only",
     Hint.PLAIN_VECTORS: "; a port without ONNX's variants takes: lstm-cell vectors --variants none",
     Hint.LOOSEN_TOLERANCE: "; loosen --atol/--rtol if acceptable",
     Hint.EXPORT_LAYOUT: "; use --to onnx or --to native",
