@@ -11,14 +11,19 @@ from lstm_cli.layouts import from_onnx
 from lstm_cli.params import FORMAT_VERSION, ParamSet
 
 from .arrays import as_float_array
+from .cells import CellChoice, one_cell
 
 # ONNX LSTM inputs by position: X, W, R, B, sequence_lens, initial_h, initial_c, P.
 _ONNX_LSTM_INPUTS = {"W": 1, "R": 2, "B": 3, "P": 7}
 
 
-def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> ParamSet:
+def load_onnx_model(
+    data: bytes, source: str, node_name: str | None = None, cell: CellChoice | None = None
+) -> ParamSet:
     """The first LSTM node of an ONNX model (or the one named ``node_name``): its W, R, B, P
-    initializers and its clip / input_forget attributes. Needs the optional ``onnx`` package."""
+    initializers and its clip / input_forget attributes. Needs the optional ``onnx`` package.
+    ``cell`` may only name its one cell (layer 0, forward)."""
+    one_cell(cell, source, "an ONNX LSTM node")
     try:
         import onnx
     except ImportError:
