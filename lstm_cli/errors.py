@@ -20,6 +20,7 @@ class Hint(str, enum.Enum):
     FORCE = "force"  # the output exists
     PICK_PREFIX = "pick_prefix"  # several LSTMs in one file: choose by key prefix
     PICK_LAYOUT = "pick_layout"  # several layouts match: name the layout
+    PICK_CELL = "pick_cell"  # several cells (layers, directions) in one LSTM: choose one
     GIVE_X = "give_x"  # a step needs x_t
     GIVE_INPUTS = "give_inputs"  # no input, and no example inputs stored
     GIVE_XS = "give_xs"  # a sequence needs xs

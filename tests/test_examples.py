@@ -59,11 +59,14 @@ def piped_commands(path: Path) -> list[str]:
 def inputs_exist(args: list[str]) -> bool:
     """True when every input file the command names exists (outputs follow --out)."""
     for k, arg in enumerate(args):
-        if k and args[k - 1] in ("--out", "-o"):
+        if k and args[k - 1] in ("--out", "-o", "--export-view", "--plot"):
+            continue
+        if args[0] == "convert" and k == 2:  # convert IN OUT: OUT is written
             continue
         if ":" in arg and not arg.startswith("-"):  # check MODULE:FUNCTION
             return False
-        is_path = "/" in arg or arg.endswith((".npz", ".npy", ".json", ".py"))
+        suffixes = (".npz", ".npy", ".json", ".py", ".pt", ".pth", ".bin", ".onnx", ".safetensors")
+        is_path = "/" in arg or arg.endswith(suffixes)
         if is_path and not Path(arg).exists():
             return False
     return True
