@@ -44,6 +44,7 @@ over the batch. Weight and bias gradients are summed over the batch (and over ti
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,8 @@ from .params import PARAM_NAMES, LSTMParams, Variant
 STEP_GRAD_NAMES = ("dx_t", "dh_prev", "dc_prev") + tuple("d" + n for n in PARAM_NAMES)
 SEQUENCE_GRAD_NAMES = ("dxs", "dh0", "dc0") + tuple("d" + n for n in PARAM_NAMES)
 CHECK_EPS = 1e-6  # the gradient check's step, in float64
+CHECK_TOL = 1e-6  # the gradient check's default relative tolerance
+ROUNDOFF_SAFETY = 10.0  # the roundoff of one central difference, in units of u * scale / eps
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Grads:
     grads: dict[str, Array]
     h_next: Array
     c_next: Array
+    loss: float | None = None  # the value of the loss these are the gradients of
 
     def __getitem__(self, name: str) -> Array:
         return self.grads[name]
@@ -202,7 +206,8 @@ def lstm_step_backward(
         "dc_prev": _reduce_to(dc_prev, np.shape(c_prev)),
     }
     grads.update({n: pgrads[n] for n in _grad_names(cell)})
-    return Grads(grads=grads, h_next=r.h_next, c_next=r.c_next)
+    loss = float(np.sum(dh * r.h_next) + np.sum(dc * r.c_next))
+    return Grads(grads=grads, h_next=r.h_next, c_next=r.c_next, loss=loss)
 
 
 def lstm_sequence_forward(cell: LSTMParams, xs: Array, h0: Array, c0: Array) -> list[StepResult]:
@@ -252,6 +257,8 @@ def lstm_sequence_backward(
     dc = _upstream(dc_next, shape, 0.0, "dc_next", dtype)
     T = len(results)
     per_step = _upstream(dhs, (T,) + shape, 0.0, "dhs", dtype)
+    hs = np.stack([r.h_next for r in results])
+    loss = float(np.sum(per_step * hs) + np.sum(dh * last.h_next) + np.sum(dc * last.c_next))
     totals = {"d" + n: np.zeros_like(a, dtype=dtype) for n, a in cell.all_arrays().items()}
     dxs = np.zeros(np.shape(xs), dtype=dtype)
     for t in range(T - 1, -1, -1):
@@ -265,7 +272,7 @@ def lstm_sequence_backward(
         "dc0": _reduce_to(dc, np.shape(c0)),
         **totals,
     }
-    return Grads(grads=grads, h_next=last.h_next, c_next=last.c_next)
+    return Grads(grads=grads, h_next=last.h_next, c_next=last.c_next, loss=loss)
 
 
 # --------------------------------------------------------------------------- gradient check
@@ -275,8 +282,13 @@ def lstm_sequence_backward(
 class CheckRow:
     """The numerical check of one gradient array.
 
-    ``rel_error`` = ||analytic - numerical|| / (||analytic|| + ||numerical||) over the
-    checked entries (0 when both are 0); ``max_abs_error`` the largest entry difference.
+    ``rel_error`` = ||analytic - numerical|| / max(||analytic|| + ||numerical||, floor) over
+    the checked entries (0 when both are 0); ``max_abs_error`` the largest entry difference.
+    ``floor`` is the smallest gradient norm the check can judge at its tolerance: below it,
+    the roundoff of central differences (about ``u * loss_scale / eps`` per entry, ``u`` the
+    float64 unit roundoff) is larger than the tolerance allows, and the array is
+    ``too_small`` to check. Such an array fails only when it differs from the numerical
+    gradient by more than that roundoff: a wrong gradient, not an unresolvable one.
     """
 
     name: str
@@ -284,6 +296,14 @@ class CheckRow:
     max_abs_error: float
     checked: int
     size: int
+    floor: float = 0.0
+    too_small: bool = False
+    tol: float = CHECK_TOL
+
+    @property
+    def ok(self) -> bool:
+        """True when the analytic gradient agrees within the tolerance (against the floor)."""
+        return self.rel_error <= self.tol
 
 
 def numerical_gradient(
@@ -309,9 +329,20 @@ def numerical_gradient(
     return grad
 
 
-def _rel_error(a: Array, n: Array) -> tuple[float, float]:
+def check_floor(loss_scale: float, entries: int, eps: float, tol: float) -> float:
+    """The smallest gradient norm (over ``entries`` entries) whose relative error central
+    differences with step ``eps`` can measure to ``tol``: each entry's estimate carries a
+    roundoff of about ``u * loss_scale / eps`` (the loss, computed to ``u`` of its scale, is
+    divided by ``2 eps``); over ``entries`` it adds up to ``sqrt(entries)`` times that.
+    A ``tol`` of 0 asks for an exact agreement: no floor."""
+    u = float(np.finfo(np.float64).eps)
+    noise = ROUNDOFF_SAFETY * u * loss_scale / eps * np.sqrt(max(entries, 1))
+    return float(noise / tol) if tol > 0 else 0.0  # a zero tolerance asks for no floor
+
+
+def _rel_error(a: Array, n: Array, floor: float = 0.0) -> tuple[float, float]:
     diff = np.abs(a - n)
-    denom = float(np.linalg.norm(a) + np.linalg.norm(n))
+    denom = max(float(np.linalg.norm(a) + np.linalg.norm(n)), floor)
     rel = float(np.linalg.norm(a - n)) / denom if denom > 0 else 0.0
     return rel, float(diff.max()) if diff.size else 0.0
 
@@ -340,22 +371,25 @@ class _Problem:
             return lstm_sequence_backward(self.cell, x, h, c, self.dh_next, self.dc_next, self.dhs)
         return lstm_step_backward(self.cell, x, h, c, self.dh_next, self.dc_next)
 
-    def loss(self, shape: tuple[int, ...]) -> Callable[[], float]:
+    def loss(self, shape: tuple[int, ...], scale: bool = False) -> Callable[[], float]:
         """``L = sum(dh_next * h_T) + sum(dc_next * c_T) [+ sum_t sum(dhs[t] * h_t)]`` as a
-        function of the arrays' current values; ``shape`` is h_next's."""
+        function of the arrays' current values; ``shape`` is h_next's. With ``scale``, the
+        sum of the terms' absolute values instead (the size the loss is rounded at)."""
         w_h = np.broadcast_to(np.ones(shape) if self.dh_next is None else self.dh_next, shape)
         w_c = np.broadcast_to(np.zeros(shape) if self.dc_next is None else self.dc_next, shape)
         x, h, c = self.inputs()
+        f = np.abs if scale else np.asarray
 
         def loss() -> float:
             if not self.sequence:
                 r = self.cell.step(x, h, c)
-                return float(np.sum(w_h * r.h_next) + np.sum(w_c * r.c_next))
+                return float(np.sum(f(w_h * r.h_next)) + np.sum(f(w_c * r.c_next)))
             steps = lstm_sequence_forward(self.cell, x, h, c)
-            total = float(np.sum(w_h * steps[-1].h_next) + np.sum(w_c * steps[-1].c_next))
+            last = steps[-1]
+            total = float(np.sum(f(w_h * last.h_next)) + np.sum(f(w_c * last.c_next)))
             if self.dhs is not None:
                 hs = np.stack([r.h_next for r in steps])
-                total += float(np.sum(np.broadcast_to(self.dhs, hs.shape) * hs))
+                total += float(np.sum(f(np.broadcast_to(self.dhs, hs.shape) * hs)))
             return total
 
         return loss
@@ -384,16 +418,25 @@ def _sample(size: int, max_entries: int | None, rng: np.random.Generator) -> Arr
     return np.sort(rng.choice(size, size=max_entries, replace=False))
 
 
-def _check_array(name: str, numerical: Array, analytic: Array, idx: Array | None) -> CheckRow:
+def _check_array(
+    name: str,
+    numerical: Array,
+    analytic: Array,
+    idx: Array | None,
+    floor_of: Callable[[int], float],
+) -> CheckRow:
     """One :class:`CheckRow`: the analytic gradient of array ``name`` against central
-    differences, on the flat entries ``idx`` (all when None)."""
+    differences, on the flat entries ``idx`` (all when None); ``floor_of(entries)`` is the
+    floor for that many entries."""
     ana = np.asarray(analytic, dtype=np.float64)
     num = numerical
     if idx is not None:
         ana, num = ana.reshape(-1)[idx], num.reshape(-1)[idx]
-    rel, max_abs = _rel_error(ana, num)
     checked = numerical.size if idx is None else len(idx)
-    return CheckRow("d" + name, rel, max_abs, checked, numerical.size)
+    floor = floor_of(checked)
+    rel, max_abs = _rel_error(ana, num, floor)
+    small = float(np.linalg.norm(ana) + np.linalg.norm(num)) < floor
+    return CheckRow("d" + name, rel, max_abs, checked, numerical.size, floor, small)
 
 
 def gradient_check(  # noqa: PLR0913 -- public API: the backward pass's arguments and the check's
@@ -408,6 +451,7 @@ def gradient_check(  # noqa: PLR0913 -- public API: the backward pass's argument
     eps: float = CHECK_EPS,
     max_entries: int | None = None,
     seed: int = 0,
+    tol: float = CHECK_TOL,
 ) -> list[CheckRow]:
     """Compare the analytic gradients of ``cell`` (its variant included) with central
     differences, in float64, per array.
@@ -415,15 +459,21 @@ def gradient_check(  # noqa: PLR0913 -- public API: the backward pass's argument
     ``x`` is ``x_t`` for one step, or ``xs`` (T, ...) with ``sequence=True``. With a clip, a
     pre-activation within ``eps`` of the clip's boundary makes the numbers meaningless. With
     ``max_entries``, arrays larger than that are checked on that many random entries
-    (``seed``), the rest of the array is skipped. Returns one :class:`CheckRow` per gradient.
+    (``seed``), the rest of the array is skipped. Relative errors are measured against
+    ``max(norm, floor)`` with the floor of :func:`check_floor` (from ``eps``, the loss's
+    scale and ``tol``). Returns one :class:`CheckRow` per gradient.
     """
     problem = _problem(cell, (x, h, c), (dh_next, dc_next, dhs), sequence)
     g = problem.analytic()
     loss = problem.loss(g.h_next.shape)
+    scale = problem.loss(g.h_next.shape, scale=True)()
     rng = np.random.default_rng(seed)
     rows = []
     for name, arr in problem.arrays.items():
         idx = _sample(arr.size, max_entries, rng)
         numerical = numerical_gradient(loss, arr, eps, idx)
-        rows.append(_check_array(name, numerical, g["d" + name], idx))
+        row = _check_array(
+            name, numerical, g["d" + name], idx, lambda k: check_floor(scale, k, eps, tol)
+        )
+        rows.append(dataclasses.replace(row, tol=tol))
     return rows

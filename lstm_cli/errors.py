@@ -20,10 +20,12 @@ class Hint(str, enum.Enum):
     FORCE = "force"  # the output exists
     PICK_PREFIX = "pick_prefix"  # several LSTMs in one file: choose by key prefix
     PICK_LAYOUT = "pick_layout"  # several layouts match: name the layout
+    PICK_CELL = "pick_cell"  # several cells (layers, directions) in one LSTM: choose one
     GIVE_X = "give_x"  # a step needs x_t
     GIVE_INPUTS = "give_inputs"  # no input, and no example inputs stored
     GIVE_XS = "give_xs"  # a sequence needs xs
     NO_BATCH = "no_batch"  # the user's function does not take batches
+    BATCH_ONLY = "batch_only"  # the user's function takes only batches
     PLAIN_VECTORS = "plain_vectors"  # a port without ONNX's variants
     LOOSEN_TOLERANCE = "loosen_tolerance"  # float32 arithmetic
     EXPORT_LAYOUT = "export_layout"  # the layout cannot hold this variant

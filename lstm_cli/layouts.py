@@ -5,7 +5,7 @@ the native :class:`~lstm_cli.params.LSTMParams` and export from it, exactly (bit
 | ------- | ----------------------------------------------------------------- | ---------- |
 | native  | Wf, Wi, Wo, Wc (H, H + F); bf, bi, bo, bc (H,); opt. Pi, Pf, Po   | separate   |
 | pytorch | weight_ih (4H, F), weight_hh (4H, H), bias_ih, bias_hh (4H,)      | i, f, g, o |
-|         | or the ``_l0`` names of a one-layer ``nn.LSTM`` (layer 0, forward) |            |
+|         | or ``nn.LSTM``'s ``_l0`` names (one cell: see ``io/cells.py``)   |            |
 | keras   | kernel (F, 4H), recurrent_kernel (H, 4H), bias (4H,)              | i, f, c, o |
 | onnx    | W (1, 4H, F), R (1, 4H, H), B (1, 8H) = [Wb, Rb], opt. P (1, 3H)   | i, o, f, c |
 
@@ -274,10 +274,10 @@ def import_params(
         return LSTMParams.from_mapping(arrays, source, clip=clip, input_forget=input_forget)
     w_in, w_rec = (get(k(n)) for n in spec.required)
     if spec.layout == "pytorch":
-        _refuse_more_cells(candidate, keys, source)
-        if k("weight_hr_l0") in keys:
+        hr = k(spec.required[0].replace("weight_ih", "weight_hr"))
+        if hr in keys:
             raise InputError(
-                f"{source}: {k('weight_hr_l0')} is an nn.LSTM with proj_size, whose h is "
+                f"{source}: {hr} is an nn.LSTM with proj_size, whose h is "
                 "projected; this tool's cell has no projection"
             )
         H = _stacked_hidden(w_in, w_rec, k(spec.required[0]), k(spec.required[1]), False, source)
@@ -308,21 +308,6 @@ def import_params(
     B = get(k("B")) if k("B") in keys else None
     P = get(k("P")) if k("P") in keys else None
     return from_onnx(w_in, w_rec, B, P, clip=clip, input_forget=input_forget, source=source, key=k)
-
-
-def _refuse_more_cells(candidate: Candidate, keys: Collection[str], source: str) -> None:
-    """An ``nn.LSTM`` of several cells (layers, directions) is refused, never read silently."""
-    if candidate.spec.flavour != "lstm":
-        return
-    stem = candidate.key("weight_ih_l")
-    cells = sorted(k[len(stem) :] for k in keys if k.startswith(stem))
-    if len(cells) > 1:
-        names = ", ".join(f"l{c}" for c in cells)
-        raise InputError(
-            f"{source}: {candidate.prefix or 'the'} nn.LSTM holds {len(cells)} cells ({names}: "
-            "layers and directions); only a one-layer, one-direction nn.LSTM is read, never one "
-            "of its cells silently"
-        )
 
 
 def _stacked_hidden(

@@ -11,6 +11,13 @@ The equations are the single step's (``core.py``), applied for t = 0 .. T-1 with
    dot, add, tanh, multiply, add, multiply, add, tanh, multiply = 9 per step.
 4. The state is stored unit-major, ``(H, B)`` (the transpose of the user's ``(B, H)``), so
    every gate block of the pre-activations is one contiguous slab of memory.
+5. For a batch (B > 1) of a plain cell, steps 2 and 3 become one matrix product per step:
+   ``[W_h | W_x | b] @ [h_prev; x_t; 1]`` on a chunk buffer whose rows ``H:`` hold the inputs
+   and a row of ones, each step writing ``h_next`` straight into the next step's operand
+   (``fused.steps_stacked``). No ``isfinite`` pass: a bound from the row sums of ``|W|`` and
+   the largest ``|x|`` and ``|h|`` of the chunk proves that no product can overflow
+   (``fused.stacked_is_safe``); when it cannot, the chunk takes the projected path above,
+   with its exact rescaling. For B = 1 the projected path is faster (measured).
 
 Two exact rewrites keep the call count down:
 
@@ -52,126 +59,34 @@ from .core import (
     project,
     sigmoid,
 )
+from .fused import (
+    _F,
+    _G,
+    _I,
+    _O,
+    FusedCell,
+    _State,
+    _steps_plain,
+    stacked_is_safe,
+    steps_stacked,
+)
 from .params import LSTMParams
 
-GATE_NAMES = ("i_t", "f_t", "o_t", "c_t_candidate")  # as in StepResult
+__all__ = [
+    "GATE_NAMES",
+    "FusedCell",
+    "SequenceChunk",
+    "SequenceResult",
+    "default_chunk_steps",
+    "iter_sequence",
+    "run_sequence",
+]
 
-# Row blocks of the work buffer (multiples of H): c, then the fused gates in the order g, o, f, i.
-_C, _G, _O, _F, _I = 0, 1, 2, 3, 4
+GATE_NAMES = ("i_t", "f_t", "o_t", "c_t_candidate")  # as in StepResult
 
 # Default chunk: the input projection of one chunk is about this many bytes (B * 4H per step).
 CHUNK_BYTES = 4 << 20
 MAX_CHUNK_STEPS = 4096
-
-
-@dataclass(frozen=True)
-class FusedCell:
-    """A cell's weights fused once for the sequence loop.
-
-    Attributes:
-        W (4H, H + F): ``Wc, Wo, Wf, Wi`` stacked (gates g, o, f, i), the rows of the sigmoid
-            gates o, f, i multiplied by 1/2 (see the module docstring).
-        b (4H,): ``bc, bo, bf, bi``, scaled the same way.
-        W_h (4H, H): ``W[:, :H]``, contiguous: acts on ``h_prev`` (H, B).
-        W_x (4H, F): ``W[:, H:]``, contiguous: acts on a chunk of batched inputs (n, F, B).
-        W_xT (F, 4H): ``W[:, H:].T``, contiguous: acts on a chunk of unbatched inputs (n, F).
-    """
-
-    W: Array
-    b: Array
-    W_h: Array
-    W_x: Array
-    W_xT: Array
-
-    @property
-    def n_hidden(self) -> int:
-        return int(self.W_h.shape[1])
-
-    @property
-    def n_features(self) -> int:
-        return int(self.W_xT.shape[0])
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        return self.W.dtype
-
-    @classmethod
-    def from_params(cls, params: LSTMParams, dtype: Any = None) -> FusedCell:
-        """Fuse ``params`` in ``dtype`` (default: the params' own dtype)."""
-        p = params.astype(dtype if dtype is not None else params.dtype)
-        H = p.n_hidden
-        W = np.concatenate((p.Wc, p.Wo, p.Wf, p.Wi))  # (4H, H + F)
-        b = np.concatenate((p.bc, p.bo, p.bf, p.bi))  # (4H,)
-        W[H:] *= 0.5  # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2): fold z / 2 into o, f, i
-        b[H:] *= 0.5
-        return cls(
-            W=W,
-            b=b,
-            W_h=np.ascontiguousarray(W[:, :H]),
-            W_x=np.ascontiguousarray(W[:, H:]),
-            W_xT=np.ascontiguousarray(W[:, H:].T),
-        )
-
-
-class _State:
-    """Preallocated buffers of the step loop, for batch size B; every view is made once."""
-
-    def __init__(self, H: int, B: int, dtype: np.dtype[Any]) -> None:
-        self.h = np.zeros((H, B), dtype)  # (H, B) h_prev, then h_next
-        self.work = np.zeros((5 * H, B), dtype)  # (5H, B) [c | g o f i]
-        self.prod = np.empty((2 * H, B), dtype)  # (2H, B) [f * c_prev | i * g]
-        self.tanh_c = np.empty((H, B), dtype)  # (H, B) tanh(c_next)
-        w = self.work
-        self.c = w[_C * H : _G * H]  # (H, B) the cell state, updated in place
-        self.z = w[_G * H :]  # (4H, B) pre-activations, then activations g, o, f, i
-        self.sig = w[_O * H :]  # (3H, B) the sigmoid gates o, f, i
-        self.o = w[_O * H : _F * H]  # (H, B)
-        self.fi = w[_F * H :]  # (2H, B) f, i
-        self.cg = w[_C * H : _O * H]  # (2H, B) c_prev, g: multiplied by f, i
-        self.fc = self.prod[:H]  # (H, B) f * c_prev
-        self.ig = self.prod[H:]  # (H, B) i * g
-        self.half = np.array(0.5, dtype)  # a 0-d array: no scalar conversion per call
-
-
-def _steps_plain(
-    cell: FusedCell,
-    s: _State,
-    xproj: Array,
-    h_slots: Iterable[Array],
-    record: Array | None,
-) -> Array:
-    """Run ``len(xproj)`` steps of the plain LSTM from the state in ``s``.
-
-    Args:
-        xproj (n, 4H, B): ``W_x @ x_t + b`` of each step, in the fused gate order.
-        h_slots: where each step writes ``h_next`` (H, B): rows of an (n, H, B) array to keep
-            the hidden sequence, or ``s.h`` again and again (the state updated in place).
-        record (n, 5H, B) or None: receives the work buffer ``[c | g o f i]`` after each step
-            (cell state and activations), when the cell or gate sequences are asked for.
-
-    Returns:
-        The (H, B) array holding the last ``h_next`` (a row of ``h_slots``). ``s.c`` holds
-        the last ``c_next``.
-    """
-    W_h, h = cell.W_h, s.h
-    c, z, sig, o, fi, cg, prod, fc, ig, tanh_c, half = (
-        s.c, s.z, s.sig, s.o, s.fi, s.cg, s.prod, s.fc, s.ig, s.tanh_c, s.half
-    )  # fmt: skip
-    dot, add, multiply, tanh = np.dot, np.add, np.multiply, np.tanh  # local names: faster
-    for t, (xp_t, h_next) in enumerate(zip(xproj, h_slots, strict=False)):  # h_slots may be endless
-        dot(W_h, h, out=z)  # (4H, B) = W_h @ h_prev
-        add(z, xp_t, out=z)  # (4H, B) + W_x @ x_t + b
-        tanh(z, out=z)  # g = tanh(z_g); o, f, i = tanh(z / 2) (halved in W and b)
-        multiply(sig, half, out=sig)
-        add(sig, half, out=sig)  # o, f, i = 0.5 + 0.5 * tanh(z / 2) = sigmoid(z)
-        multiply(fi, cg, out=prod)  # (2H, B) [f * c_prev | i * g]
-        add(fc, ig, out=c)  # c_next = f * c_prev + i * g
-        tanh(c, out=tanh_c)
-        multiply(o, tanh_c, out=h_next)  # h_next = o * tanh(c_next)
-        h = h_next
-        if record is not None:
-            record[t] = s.work
-    return h
 
 
 StepLoop = Callable[[FusedCell, _State, Array, Iterable[Array], "Array | None"], Array]
@@ -385,9 +300,14 @@ def _run_chunk(
     start: int,
     out: _Output,
 ) -> SequenceChunk:
-    """Project one chunk (n, [B,] F) of inputs in one matrix product, then step through it."""
+    """Project one chunk (n, [B,] F) of inputs in one matrix product, then step through it;
+    or, for a batch of a plain cell, one matrix product per step (:func:`_run_stacked`)."""
     n, B, H, F = chunk.shape[0], s.h.shape[1], cell.n_hidden, cell.n_features
     x = np.ascontiguousarray(chunk, dtype=cell.dtype).reshape(n, B, F)  # (n, B, F)
+    if step_loop is _steps_plain and B > 1:
+        done = _run_stacked(cell, s, x, start, out)
+        if done is not None:
+            return done
     xproj = xproj_buf[:n]  # (n, 4H, B)
     # The chunk's input projection in one matrix product (measured: a single (n, F) x (F, 4H)
     # product is fastest for B = 1, a stacked (4H, F) x (n, F, B) one for a batch).
@@ -405,6 +325,43 @@ def _run_chunk(
     h_last = step_loop(cell, s, xproj, h_slots, record)
     if h_last is not s.h:
         s.h[...] = h_last
+    return _chunk_result(cell, s, start, n, out, h_seq, record)
+
+
+def _run_stacked(
+    cell: FusedCell, s: _State, x: Array, start: int, out: _Output
+) -> SequenceChunk | None:
+    """One chunk (n, B, F) with one matrix product per step on ``[h; x_t; 1]``; None (and
+    nothing changed) when the overflow bound cannot rule out an overflow: then the caller's
+    exact path (the chunk's projection, checked and rescaled as ``core.project`` does) runs."""
+    n, B, F = x.shape
+    H = cell.n_hidden
+    x_max = float(np.max(np.abs(x))) if x.size else 0.0
+    h_max = float(np.max(np.abs(s.h), initial=1.0))  # |h_next| <= 1; h0 may be larger; nan: nan
+    if not stacked_is_safe(cell, h_max, x_max):
+        return None
+    U = np.empty((n + 1, H + F + 1, B), cell.dtype)  # U[t] = [h_prev; x_t; 1]
+    U[0, :H] = s.h
+    U[:n, H : H + F] = x.transpose(0, 2, 1)
+    U[:, H + F] = 1
+    record = np.empty((n, 5 * H, B), cell.dtype) if (out.sequences or out.gates) else None
+    steps_stacked(cell, s, U, record)
+    s.h[...] = U[n, :H]
+    h_seq = U[1:, :H] if out.sequences else None  # (n, H, B)
+    return _chunk_result(cell, s, start, n, out, h_seq, record)
+
+
+def _chunk_result(
+    cell: FusedCell,
+    s: _State,
+    start: int,
+    n: int,
+    out: _Output,
+    h_seq: Array | None,
+    record: Array | None,
+) -> SequenceChunk:
+    """What a chunk yields, in the user's layout: the state, and the sequences asked for."""
+    H = cell.n_hidden
     user = out.user
     gates = None
     if record is not None and out.gates:

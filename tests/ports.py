@@ -42,6 +42,29 @@ def concat_x_first(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
     return o * np.tanh(c), c
 
 
+def mirror_concat(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """The mirror image of concat_x_first: W's columns rearranged for u = [x, h] (its first
+    H columns moved to the end), then u = [h, x] built as the seed does."""
+    H = h_prev.shape[-1]
+    Ws = [np.concatenate((W[:, H:], W[:, :H]), axis=1) for W in (Wf, Wi, Wo, Wc)]
+    return correct(x_t, h_prev, c_prev, *Ws, bf, bi, bo, bc)
+
+
+def transposed_read(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """Each W's (H, H + F) buffer read as (H + F, H) and transposed."""
+    H = h_prev.shape[-1]
+    Ws = [np.ascontiguousarray(W).reshape(W.shape[1], H).T for W in (Wf, Wi, Wo, Wc)]
+    return correct(x_t, h_prev, c_prev, *Ws, bf, bi, bo, bc)
+
+
+def batch_only(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+    """CS231n-style: x is (N, D), prev_h is (N, H); a 1-D input raises IndexError."""
+    N, _ = x_t.shape
+    h = np.broadcast_to(h_prev, (N, h_prev.shape[-1]))
+    c = np.broadcast_to(c_prev, (N, c_prev.shape[-1]))
+    return correct(x_t, h, c, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+
+
 def naive_sigmoid_float32(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
     """Everything in float32 with the textbook sigmoid exp(z) / (1 + exp(z))."""
 

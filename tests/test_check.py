@@ -56,6 +56,11 @@ def test_a_correct_cell_passes_with_exit_0(at_root):
     [
         ("swapped_gates", "gate order: the forget and input gates are swapped"),
         ("concat_x_first", "concatenation order: u = [x_t, h_prev]"),
+        (
+            "mirror_concat",
+            "concatenation: u = [h_prev, x_t] read with W's columns for [x_t, h_prev]",
+        ),
+        ("transposed_read", "W's (H, H + F) buffer read transposed"),
         ("naive_sigmoid_float32", "naive sigmoid/tanh: exp overflows on large pre-activations"),
         ("missing_forget_bias", "missing forget bias"),
         ("returns_c_h", "outputs swapped"),
@@ -306,6 +311,11 @@ def test_results_of_a_correct_port_pass(vec_dir, in_tmp):
     [
         ("swapped_gates", "gate order: the forget and input gates are swapped"),
         ("concat_x_first", "concatenation order: u = [x_t, h_prev]"),
+        (
+            "mirror_concat",
+            "concatenation: u = [h_prev, x_t] read with W's columns for [x_t, h_prev]",
+        ),
+        ("transposed_read", "W's (H, H + F) buffer read transposed"),
         ("missing_forget_bias", "missing forget bias"),
     ],
 )

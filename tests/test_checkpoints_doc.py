@@ -32,6 +32,8 @@ def test_every_command_of_the_page_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     np.save("x.npy", np.array([0.5, -1.0, 2.0]))
     np.save("xs.npy", np.random.default_rng(0).standard_normal((5, 3)))
+    with np.load("torch_lstm_2x2_out.npz") as out:  # layer 0's output: layer 1's input
+        np.save("y0.npy", out["y0"][:, 0])
     commands = page_commands()
     assert len(commands) >= 6 and all(c.startswith("lstm-cell ") for c, _ in commands)
     for command, want in commands:

@@ -248,7 +248,7 @@ def test_onnx_model_without_the_onnx_package(in_tmp: Path, monkeypatch):
 def test_step_option_errors(in_tmp: Path):
     result = runner.invoke(app, ["step", "--key-prefix", "lstm."])
     assert result.exit_code == 2
-    assert "--from and --key-prefix need --params" in result.output
+    assert "--from, --key-prefix, --layer and --direction need --params" in result.output
 
 
 def test_a_converted_native_file_records_where_it_came_from(in_tmp: Path):
@@ -257,7 +257,12 @@ def test_a_converted_native_file_records_where_it_came_from(in_tmp: Path):
     out = json.loads(runner.invoke(app, ["convert", "t.npz", "n.npz", "--to", "native"]).output)
     assert out["from"] == "pytorch"
     meta = paramfiles.load_param_set(in_tmp / "n.npz").meta
-    assert meta["converted_from"] == {"layout": "pytorch", "key_prefix": "rnn."}
+    assert meta["converted_from"] == {
+        "layout": "pytorch",
+        "key_prefix": "rnn.",
+        "cell": {"layer": 0, "direction": "forward"},  # which cell of the nn.LSTM, of how many
+        "cells": 1,
+    }
     out = json.loads(runner.invoke(app, ["convert", "n.npz", "k.npz", "--to", "keras"]).output)
     assert out["from"] == "native"
 

@@ -204,6 +204,8 @@ def test_random_command_lines_never_crash(
             from safetensors.numpy import load_file
 
             assert load_file(str(leftover)), leftover
+        elif leftover.suffix == ".json" and leftover.is_file():  # results, vectors' cases
+            assert json.loads(leftover.read_text()) is not None, leftover
         elif leftover.is_file():
             assert zipfile.is_zipfile(leftover), leftover
 

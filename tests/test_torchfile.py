@@ -55,7 +55,7 @@ def test_step_on_a_pt_equals_step_on_its_arrays(runner, in_tmp):
 def test_a_pt_through_a_pipe_is_read_from_its_bytes():
     for name in ("torch_cell.pt", "torch_cell_legacy.pt"):
         data = (DATA / name).read_bytes()
-        ps = paramfiles._load_buffered(data, "stdin", 1 << 20, None, None)
+        ps = paramfiles._load_buffered(data, "stdin", 1 << 20, paramfiles._Pick(None, None, None))
         assert ps.meta["source_layout"] == "pytorch"
 
 

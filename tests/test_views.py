@@ -180,3 +180,13 @@ def test_plot_names_the_extra_when_matplotlib_is_missing(tmp_path, monkeypatch):
     assert "plotting needs matplotlib, the optional extra plot" in result.output
     assert "pip install '.[plot]'" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("columns", [60, 100])
+def test_check_view_keeps_numbers_whole(columns):
+    result = runner.invoke(
+        app, ["check", "tests.ports:swapped_gates", "--pretty"], env={"COLUMNS": str(columns)}
+    )
+    out = result.stdout
+    assert result.exit_code == 1 and "…" not in out and "FAIL" in out
+    assert re.search(r"\d\.\de[+-]\d\d", out)  # the relative errors, in full

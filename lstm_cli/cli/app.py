@@ -29,6 +29,7 @@ COMMANDS = {
     "grad": "lstm_cli.cli.grad:grad",
     "vectors": "lstm_cli.cli.vectors:vectors",
     "check": "lstm_cli.cli.check:check",
+    "inspect": "lstm_cli.cli.inspect:inspect_file",
 }
 
 

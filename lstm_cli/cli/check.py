@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +20,9 @@ from .options import (
     PrettyOpt,
 )
 from .output import check_export, emit, use_pretty
+
+if TYPE_CHECKING:
+    from lstm_cli.porting.vectors import Case
 
 
 class Signature(str, enum.Enum):
@@ -58,6 +62,18 @@ def check(
     no_batch: Annotated[
         bool, typer.Option("--no-batch", help="Only cases without a batch axis.")
     ] = False,
+    batch_only: Annotated[
+        bool,
+        typer.Option("--batch-only", help="Only cases with a batch axis (a batch-only function)."),
+    ] = False,
+    skip_variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--skip-variant",
+            help="Leave out an ONNX variant's cases (peepholes, clip, input_forget, onnx_all); "
+            "repeat it or give a comma list.",
+        ),
+    ] = None,
     max_input_mb: MaxInputOpt = DEFAULT_MAX_INPUT_MB,
     export_view: ExportViewOpt = None,
     force: ForceOpt = False,
@@ -98,12 +114,14 @@ def check(
         raise typer.BadParameter("give MODULE:FUNCTION or --vectors/--results, not both")
     if target is None and vectors_dir is None:
         raise typer.BadParameter("give MODULE:FUNCTION, or --vectors DIR --results FILE")
+    if no_batch and batch_only:
+        raise typer.BadParameter("--no-batch and --batch-only exclude each other")
     lay = SIGNATURES[layout.value]
+    skipped = _skipped_variants(skip_variant or [])
     if target is not None:
         fn, label = load_function(target)
         cases = build_cases(count, seed)
-        if no_batch:
-            cases = [cs for cs in cases if cs.batch is None]
+        cases = _select(cases, (no_batch, batch_only), skipped)
         result = check_function(fn, label, cases, lay, atol, rtol)
     else:
         assert vectors_dir is not None and results is not None
@@ -111,13 +129,44 @@ def check(
         from lstm_cli.porting.vector_files import load_vectors
 
         cases = load_vectors(vectors_dir, max_input_mb << 20)
-        if no_batch:
-            cases = [cs for cs in cases if cs.batch is None]
+        cases = _select(cases, (no_batch, batch_only), skipped)
         outcomes = load_results(results, cases, max_input_mb << 20)
         result = check_outcomes(str(results), lay, cases, outcomes, atol, rtol)
     emit(CheckReport(result), pretty, export_view, force)
     if not result.ok:
-        failed = sum(not r.ok for r in result.reports)
-        culprit = f"; likely culprit: {result.diagnoses[0].culprit}" if result.diagnoses else ""
-        typer.echo(f"{failed} of {len(result.reports)} cases disagree{culprit}", err=True)
+        if not (pretty and _on_terminal()):  # on a terminal the view has the verdict
+            culprit = f" Likely culprit: {result.diagnoses[0].culprit}" if result.diagnoses else ""
+            typer.echo(f"{result.summary()}{culprit}", err=True)
         raise typer.Exit(1)
+
+
+def _on_terminal() -> bool:
+    """stdout is a terminal (the view printed there already holds the verdict)."""
+    return sys.stdout.isatty()
+
+
+def _skipped_variants(values: list[str]) -> set[str]:
+    """The variant names of --skip-variant (repeated or comma lists), each a known one."""
+    from lstm_cli.porting.vectors import VARIANT_SPECS
+
+    names = {v.strip() for value in values for v in value.split(",") if v.strip()}
+    unknown = sorted(names - set(VARIANT_SPECS))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown variant {unknown[0]!r}; expected one of {', '.join(VARIANT_SPECS)}",
+            param_hint="--skip-variant",
+        )
+    return names
+
+
+def _select(cases: list[Case], batch: tuple[bool, bool], skipped: set[str]) -> list[Case]:
+    """The cases to check: without a batch axis only (``batch[0]``, --no-batch), with one
+    only (``batch[1]``, --batch-only), none of the ``skipped`` variants."""
+    no_batch, batch_only = batch
+    return [
+        cs
+        for cs in cases
+        if not (no_batch and cs.batch is not None)
+        and not (batch_only and cs.batch is None)
+        and cs.variant not in skipped
+    ]

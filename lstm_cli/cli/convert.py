@@ -12,10 +12,12 @@ import typer
 
 from .options import (
     DEFAULT_MAX_INPUT_MB,
+    DirectionOpt,
     ForceOpt,
     FromOpt,
     JsonOpt,
     KeyPrefixOpt,
+    LayerOpt,
     Layout,
     MaxInputOpt,
     PrettyOpt,
@@ -42,6 +44,8 @@ def convert(
     ],
     layout: FromOpt = None,
     key_prefix: KeyPrefixOpt = None,
+    layer: LayerOpt = None,
+    direction: DirectionOpt = None,
     pytorch_names: Annotated[
         PytorchNames,
         typer.Option(
@@ -64,7 +68,8 @@ def convert(
     """Convert LSTM weights between layouts, bit for bit.
 
     The source layout is detected from the keys (or given with --from); a file holding
-    several LSTMs needs --key-prefix. The output format follows OUT's name: .npz or
+    several LSTMs needs --key-prefix, a stacked or bidirectional nn.LSTM --layer and
+    --direction (one cell is written). The output format follows OUT's name: .npz or
     .safetensors (.pt, .h5, .keras are refused: convert to .safetensors, which
     safetensors.torch.load_file reads for PyTorch). PyTorch output loads with load_state_dict
     as it is (both biases, bias_hh zeros, or both biases exactly as a PyTorch or ONNX source
@@ -80,6 +85,7 @@ def convert(
         lstm-cell convert cell.npz torch_cell.safetensors --to pytorch
     """
     from lstm_cli.io.atomic import PARAM_SUFFIXES, check_writable, is_stdout, output_suffix
+    from lstm_cli.io.cells import CellChoice
     from lstm_cli.io.paramfiles import load_param_set, save_arrays, save_param_set
     from lstm_cli.layouts import export_arrays
     from lstm_cli.render.reports import ConvertReport
@@ -89,7 +95,10 @@ def convert(
         output_suffix(dst, PARAM_SUFFIXES)  # refused before any work
     check_writable(dst, force)
     lay = None if layout is None else layout.value
-    param_set = load_param_set(src, max_input_mb << 20, layout=lay, key_prefix=key_prefix)
+    cell = CellChoice(layer, None if direction is None else direction.value)
+    param_set = load_param_set(
+        src, max_input_mb << 20, layout=lay, key_prefix=key_prefix, cell=cell
+    )
     params = param_set.params
     halves = param_set.bias_halves
     if sum_biases and to.value in ("native", "keras") and halves is not None:

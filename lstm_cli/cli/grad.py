@@ -65,9 +65,7 @@ def grad(
     ] = 1e-6,
     out: Annotated[
         Path | None,
-        typer.Option(
-            "--out", "-o", help="Also save the gradients: .npz, .json or .safetensors."
-        ),
+        typer.Option("--out", "-o", help="Also save the gradients: .npz, .json or .safetensors."),
     ] = None,
     export_view: opt.ExportViewOpt = None,
     force: opt.ForceOpt = False,
@@ -112,7 +110,7 @@ def grad(
     g = _backward(cell, found, dtype.value)
     rows = None
     if check:
-        rows = _check(param_set.params, found)
+        rows = _check(param_set.params, found, check_tol)
     report = GradReport(
         g, cell, dtype.value, {**found.sources, "params": label}, found.notes,
         sequence=xs is not None, upstream_specs=up_specs, rows=rows, check_tol=check_tol,
@@ -122,7 +120,7 @@ def grad(
     if out is None or not is_stdout(out):  # with --out -, stdout carries the file itself
         emit(report, pretty, export_view, force)
     if not report.check_ok:
-        worst = max(rows or [], key=lambda r: r.rel_error)
+        worst = max((r for r in rows or [] if not r.ok), key=lambda r: r.rel_error)
         typer.echo(
             f"Error: gradient check failed: {worst.name} has relative error "
             f"{worst.rel_error:.2e} > {check_tol:g}",
@@ -176,7 +174,7 @@ def _backward(cell: LSTMParams, found: GradInputs, dtype: str) -> Grads:
     return g
 
 
-def _check(cell: LSTMParams, found: GradInputs) -> list[CheckRow]:
+def _check(cell: LSTMParams, found: GradInputs, tol: float) -> list[CheckRow]:
     """The numerical gradient check in float64, on at most CHECK_MAX_ENTRIES per array."""
     from lstm_cli.backward import gradient_check
 
@@ -185,8 +183,14 @@ def _check(cell: LSTMParams, found: GradInputs) -> list[CheckRow]:
     rows = gradient_check(
         cell, a[names[0]], a[names[1]], a[names[2]],
         dh_next=up["dh_next"], dc_next=up["dc_next"], dhs=up.get("dhs"),
-        sequence="xs" in a, max_entries=CHECK_MAX_ENTRIES,
+        sequence="xs" in a, max_entries=CHECK_MAX_ENTRIES, tol=tol,
     )  # fmt: skip
+    small = [r.name for r in rows if r.too_small and r.ok]
+    if small:
+        found.notes.append(
+            f"Too small to check: {', '.join(small)} (below the floor that central differences "
+            "resolve at this tolerance; not a failure)."
+        )
     if any(r.checked < r.size for r in rows):
         found.notes.append(
             f"The gradient check sampled {CHECK_MAX_ENTRIES} random entries of each larger array."

@@ -62,6 +62,30 @@ KeyPrefixOpt = Annotated[
         "several; for an .onnx model, the LSTM node's name."
     ),
 ]
+LayerOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--layer",
+        min=0,
+        help="The layer of a stacked LSTM (nn.LSTM num_layers > 1) to read, 0 first; layer "
+        "k > 0 takes D*H features (the layer below's output, both directions).",
+    ),
+]
+
+
+class Direction(str, enum.Enum):
+    forward = "forward"
+    reverse = "reverse"
+
+
+DirectionOpt = Annotated[
+    Direction | None,
+    typer.Option(
+        "--direction",
+        help="The direction of a bidirectional LSTM to read; the reverse cell reads the "
+        "sequence last step first.",
+    ),
+]
 ClipOpt = Annotated[
     float | None,
     typer.Option(
@@ -107,6 +131,8 @@ class CellSource:
     params: Path | None = None
     layout: Layout | None = None
     key_prefix: str | None = None
+    layer: int | None = None
+    direction: Direction | None = None
     clip: float | None = None
     no_clip: bool = False
     input_forget: bool | None = None
@@ -117,6 +143,8 @@ _CELL_OPTIONS = {
     "params": ParamsOpt,
     "layout": FromOpt,
     "key_prefix": KeyPrefixOpt,
+    "layer": LayerOpt,
+    "direction": DirectionOpt,
     "clip": ClipOpt,
     "no_clip": NoClipOpt,
     "input_forget": InputForgetOpt,
@@ -135,11 +163,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def cell_options(command: F) -> F:
-    """Give ``command`` the cell options (--params, --from, --key-prefix, --clip, --no-clip,
-    --input-forget/--no-input-forget, --no-peepholes), declared once, here.
+    """Give ``command`` the cell options (--params, --from, --key-prefix, --layer, --direction,
+    --clip, --no-clip, --input-forget/--no-input-forget, --no-peepholes), declared once, here.
 
     The command declares one parameter annotated :class:`CellSource`; on the command line it
-    becomes the seven options, and the command receives them as that one value.
+    becomes the nine options, and the command receives them as that one value.
     """
     signature = inspect.signature(command, eval_str=True)
     (name,) = [p.name for p in signature.parameters.values() if p.annotation is CellSource]
@@ -163,17 +191,30 @@ def load_params(
     max_bytes: int,
     layout: Layout | None = None,
     key_prefix: str | None = None,
+    layer: int | None = None,
+    direction: Direction | None = None,
 ) -> tuple[ParamSet, str]:
-    """The params file in any layout, or the notebook's cell; with a label for messages."""
+    """The params file in any layout, or the notebook's cell; with a label for messages, which
+    names the cell read from a file of several (``p.pt (layer 1, reverse)``)."""
     if params is None:
-        if layout is not None or key_prefix is not None:
-            raise typer.BadParameter("--from and --key-prefix need --params")
+        if layout is not None or key_prefix is not None or layer is not None or direction:
+            raise typer.BadParameter("--from, --key-prefix, --layer and --direction need --params")
         return notebook_default(), f"built-in seed-{NOTEBOOK_SEED} cell"
+    from lstm_cli.io.cells import CellChoice
     from lstm_cli.io.paramfiles import load_param_set
 
     lay = None if layout is None else layout.value
-    loaded = load_param_set(params, max_bytes, layout=lay, key_prefix=key_prefix)
-    return loaded, str(params)
+    cell = CellChoice(layer, None if direction is None else direction.value)
+    loaded = load_param_set(params, max_bytes, layout=lay, key_prefix=key_prefix, cell=cell)
+    return loaded, cell_label(str(params), loaded.meta)
+
+
+def cell_label(path: str, meta: dict[str, Any]) -> str:
+    """``path``, with the cell read when the file's LSTM holds several."""
+    cell = meta.get("source_cell")
+    if meta.get("source_cells", 1) > 1 and isinstance(cell, dict):
+        return f"{path} (layer {cell['layer']}, {cell['direction']})"
+    return path
 
 
 def load_cell(source: CellSource, max_bytes: int) -> tuple[ParamSet, str]:
@@ -181,7 +222,9 @@ def load_cell(source: CellSource, max_bytes: int) -> tuple[ParamSet, str]:
     --input-forget/--no-input-forget, --no-peepholes): what step, run and grad compute with."""
     if source.clip is not None and source.no_clip:
         raise typer.BadParameter("--clip and --no-clip exclude each other")
-    param_set, label = load_params(source.params, max_bytes, source.layout, source.key_prefix)
+    param_set, label = load_params(
+        source.params, max_bytes, source.layout, source.key_prefix, source.layer, source.direction
+    )
     cell = param_set.params.with_variant(
         clip=source.clip,
         input_forget=source.input_forget,

@@ -28,10 +28,12 @@ HINT_TEXT = {
     Hint.FORCE: "; pass --force to overwrite it",
     Hint.PICK_PREFIX: ". Choose one with --key-prefix",
     Hint.PICK_LAYOUT: ". Choose one with --from",
+    Hint.PICK_CELL: ". Choose one with --layer N and --direction forward|reverse",
     Hint.GIVE_X: "; pass --x",
     Hint.GIVE_INPUTS: "; pass --x (and --h, --c)",
     Hint.GIVE_XS: "; pass --xs FILE",
     Hint.NO_BATCH: "; for a function without batch support pass --no-batch",
+    Hint.BATCH_ONLY: "; for a function that takes only batches pass --batch-only",
     Hint.PLAIN_VECTORS: "; a port without ONNX's variants takes: lstm-cell vectors --variants none",
     Hint.LOOSEN_TOLERANCE: "; loosen --atol/--rtol if acceptable",
     Hint.EXPORT_LAYOUT: "; use --to onnx or --to native",
@@ -114,9 +116,7 @@ def export_view(view: RenderableType, path: Path, force: bool) -> None:
     write_bytes(path, text.encode(), force)
 
 
-def emit(
-    report: Report, pretty: bool, export: Path | None = None, force: bool = False
-) -> None:
+def emit(report: Report, pretty: bool, export: Path | None = None, force: bool = False) -> None:
     """Print ``report`` as its Rich view or as one line of strict JSON; with ``export``, also
     save the view to that file (see :func:`export_view`)."""
     if export is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Protocol
 
@@ -26,6 +26,7 @@ PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
 
 if TYPE_CHECKING:
     from lstm_cli.io.npystream import ArraySequence, NpyStream
+    from lstm_cli.io.npzstream import SpilledNpz
     from lstm_cli.render.plot import BucketMeans
     from lstm_cli.render.run import RunTrace
     from lstm_cli.sequence import SequenceChunk
@@ -56,11 +57,13 @@ def _run_steps(
     chunk_steps: int | None,
     keep: bool,
     gates: bool,
+    sink: SpilledNpz | None,
     watchers: Sequence[Watcher],
 ) -> tuple[Array, Array, dict[str, list[Array]]]:
-    """Step through xs chunk by chunk: (h_next, c_next, the kept sequences). Each watcher
-    (the view's trace, the plot's buckets) sees every chunk's gates and states of batch row
-    0. Memory stays flat unless ``keep``."""
+    """Step through xs chunk by chunk: (h_next, c_next, the kept sequences). An .npz --out
+    takes the sequences as they are computed (``sink``: memory stays flat); another format
+    keeps them in memory (``keep``). Each watcher (the view's trace, the plot's buckets) sees
+    every chunk's gates and states of batch row 0."""
     from lstm_cli.sequence import GATE_NAMES, default_chunk_steps, iter_sequence  # only when run
 
     H = cell.n_hidden
@@ -75,10 +78,15 @@ def _run_steps(
     with _progress(T) as advance:
         for part in iter_sequence(
             cell, chunks(steps), states.get("h_prev"), states.get("c_prev"),
-            dtype=dtype, return_sequences=keep or bool(watchers),
+            dtype=dtype, return_sequences=keep or sink is not None or bool(watchers),
             return_gates=gates or bool(watchers), chunk_steps=steps,
         ):  # fmt: skip
-            if keep and part.h_seq is not None and part.c_seq is not None:
+            if sink is not None and part.h_seq is not None and part.c_seq is not None:
+                sink.append("h_seq", part.h_seq)
+                sink.append("c_seq", part.c_seq)
+                for g, a in (part.gates or {}).items() if gates else ():
+                    sink.append(g, a)
+            elif keep and part.h_seq is not None and part.c_seq is not None:
                 kept["h_seq"].append(part.h_seq)
                 kept["c_seq"].append(part.c_seq)
                 for g, a in (part.gates or {}).items() if gates else ():
@@ -167,8 +175,9 @@ def run(
     """Run the LSTM cell over a sequence and print the final h_next and c_next.
 
     Step t starts from step t-1's h_next and c_next (from --h/--c, else zeros, at t = 0).
-    A .npy xs is read in chunks, so memory stays flat however long the sequence, unless
-    --out keeps the sequences. JSON in: a list, or {"xs": ..., "h_prev": ..., "c_prev": ...}.
+    A .npy xs is read in chunks and an .npz --out is written as the steps are computed, so
+    memory stays flat however long the sequence. JSON in: a list, or {"xs": ..., "h_prev":
+    ..., "c_prev": ...}.
 
     \b
         lstm-cell run --params p.npz --xs xs.npy --out seq.npz
@@ -180,18 +189,8 @@ def run(
     computed as in step; the variant options below change them.
     """
     pretty = use_pretty(json_, pretty)
-    check_export(export_view, force)
-    if plot is not None:
-        from lstm_cli.render.plot import check_plot_path
-
-        check_plot_path(plot, force)
+    _check_outputs(out, gates, export_view, plot, force)
     max_bytes = max_input_mb << 20
-    if gates and out is None:
-        raise typer.BadParameter("saves the gate sequences, so it needs --out PATH.npz", None,
-                                 param_hint="--gates")  # fmt: skip
-    if out is not None:
-        output_suffix(out)
-        check_writable(out, force)
     param_set, label = opt.load_cell(source, max_bytes)
     cell = opt.cast_cell(
         param_set.params, dtype.value, label, param_set.bias_halves
@@ -200,7 +199,11 @@ def run(
         xs, {"h_prev": h, "c_prev": c}, cell.n_features, cell.n_hidden, label, batch_first,
         max_bytes=max_bytes,
     )  # fmt: skip
-    with closing(inputs.xs):  # closed on every way out, errors and Ctrl-C included
+    streamed = out is not None and output_suffix(out) == ".npz"
+    sink = _sink(out, T, B, cell.n_hidden, dtype.value, gates, batch_first) if streamed else None
+    with closing(inputs.xs), ExitStack() as stack:  # closed on every way out, Ctrl-C included
+        if sink is not None:
+            stack.enter_context(sink)  # the spill files go with it
         states = {
             k: cast_checked(v, dtype.value, k, inputs.sources[k]) for k, v in inputs.states.items()
         }
@@ -208,21 +211,26 @@ def run(
         watchers = [w for w in (trace, buckets) if w is not None]
         h_next, c_next, kept = _run_steps(
             cell, inputs.xs, states, T, B, batch_first, dtype.value, inputs.sources["xs"],
-            chunk_steps, keep=out is not None, gates=gates, watchers=watchers,
+            chunk_steps, keep=out is not None and not streamed, gates=gates, sink=sink,
+            watchers=watchers,
         )  # fmt: skip
-    if not (np.all(np.isfinite(h_next)) and np.all(np.isfinite(c_next))):
-        raise OutputError(
-            f"the result overflowed {dtype.value} (c_next is not finite): inputs too large"
-        )
+        if not (np.all(np.isfinite(h_next)) and np.all(np.isfinite(c_next))):
+            raise OutputError(
+                f"the result overflowed {dtype.value} (c_next is not finite): inputs too large"
+            )
+        if out is not None and sink is not None:
+            sink.put("h_next", h_next)
+            sink.put("c_next", c_next)
+            sink.save(out, force)
     if buckets is not None and plot is not None:
         from lstm_cli.render.plot import save_plot
 
         which = "" if B is None else f", batch row 0 of {B}"
         save_plot(buckets, plot, force, f"lstm-cell run{which}")
-    if out is not None:
+    if out is not None and not streamed:
         _save_sequences(out, kept, h_next, c_next, batch_first and B is not None, force)
-        if is_stdout(out):  # stdout carries the .npz itself
-            return
+    if out is not None and is_stdout(out):  # stdout carries the .npz itself
+        return
     state_shape = list(h_next.shape)
     shapes = {
         "xs": list(inputs.xs.shape),
@@ -251,3 +259,36 @@ def _save_sequences(
     if batch_first:  # (T, B, H) -> (B, T, H), like the input
         arrays = {k: np.swapaxes(v, 0, 1) for k, v in arrays.items()}
     save_result(out, {**arrays, "h_next": h_next, "c_next": c_next}, force=force)
+
+
+def _check_outputs(
+    out: Path | None, gates: bool, export_view: Path | None, plot: Path | None, force: bool
+) -> None:
+    """Refuse every output that cannot be written before spending time on the run."""
+    check_export(export_view, force)
+    if plot is not None:
+        from lstm_cli.render.plot import check_plot_path
+
+        check_plot_path(plot, force)
+    if gates and out is None:
+        raise typer.BadParameter("saves the gate sequences, so it needs --out PATH.npz", None,
+                                 param_hint="--gates")  # fmt: skip
+    if out is not None:
+        output_suffix(out)
+        check_writable(out, force)
+
+
+def _sink(
+    out: Path | None, T: int, B: int | None, H: int, dtype: str, gates: bool, batch_first: bool
+) -> SpilledNpz | None:
+    """Where --out's sequences go as they are computed: h_seq, c_seq (and the gates), each
+    (T, [B,] H), saved (B, T, H) like a batch-first input."""
+    if out is None:
+        return None
+    from lstm_cli.io.npzstream import SpilledNpz
+    from lstm_cli.sequence import GATE_NAMES
+
+    state = (H,) if B is None else (B, H)
+    names = ("h_seq", "c_seq", *(GATE_NAMES if gates else ()))
+    swap = frozenset(names) if batch_first and B is not None else frozenset()
+    return SpilledNpz({k: (T, *state) for k in names}, dtype, out, swap)

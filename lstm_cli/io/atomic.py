@@ -8,7 +8,7 @@ import stat
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -69,19 +69,25 @@ def check_writable(path: Path, force: bool = False) -> None:
         raise InputError(f"{path}: folder {target.parent} does not exist")
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None], force: bool = False) -> None:
+def atomic_write(
+    path: Path, write: Callable[[IO[bytes]], None], force: bool = False, buffered: bool = True
+) -> None:
     """Write ``path`` safely. A file: atomically (temp file in the same folder, fsync, then
     renamed into place), never clobbering without ``force``, nothing partial left on failure.
     A character device or a FIFO: written through (what ``> /dev/null`` means), never
     replaced. ``-``: stdout. See :func:`check_writable` for what is refused.
+
+    Written through, the bytes are made in memory first (``buffered``), unless ``write``
+    never seeks: with ``buffered=False`` it gets a stream that cannot seek or tell (zipfile
+    then writes data descriptors), and its bytes go out as they come, in flat memory.
     """
     path = Path(path)
     check_writable(path, force)
     if is_stdout(path):
-        return _write_through(path, write, sys.stdout.buffer)
+        return _write_through(path, write, sys.stdout.buffer, buffered)
     target = _target(path)
     if _kind(target) in ("device", "fifo"):
-        return _write_through(path, write)
+        return _write_through(path, write, None, buffered)
     try:
         import tempfile  # here, not at start-up: only writing commands need it
 
@@ -107,13 +113,19 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], force: bool = F
 
 
 def _write_through(
-    path: Path, write: Callable[[IO[bytes]], None], stream: IO[bytes] | None = None
+    path: Path,
+    write: Callable[[IO[bytes]], None],
+    stream: IO[bytes] | None = None,
+    buffered: bool = True,
 ) -> None:
     """Write into what is already there (a device, a FIFO, stdout): no temporary file, no
     rename. The bytes are made in memory first, so a writer that seeks (zipfile) never sees a
-    device. A reader that went away is an error like any other failed write."""
+    device; unless not ``buffered``: then ``write`` gets an :class:`_Unseekable` stream. A
+    reader that went away is an error like any other failed write."""
     import io
 
+    if not buffered:
+        return _write_unbuffered(path, write, stream)
     buffer = io.BytesIO()  # zipfile trusts tell() and seek(): /dev/null answers 0 to both
     write(buffer)
     try:
@@ -123,6 +135,35 @@ def _write_through(
             return
         with open(path, "wb") as f:  # a FIFO blocks here until its reader opens it
             f.write(buffer.getvalue())
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
+
+
+class _Unseekable:
+    """A stream that only writes (no seek, no tell): a writer such as zipfile then writes
+    straight through instead of coming back to patch what it wrote."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+
+    def write(self, data: Any) -> int:
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
+def _write_unbuffered(
+    path: Path, write: Callable[[IO[bytes]], None], stream: IO[bytes] | None
+) -> None:
+    """``write`` into stdout, a device or a FIFO as it produces bytes."""
+    try:
+        if stream is not None:
+            write(_Unseekable(stream))  # type: ignore[arg-type]
+            stream.flush()
+            return
+        with open(path, "wb") as f:  # a FIFO blocks here until its reader opens it
+            write(_Unseekable(f))  # type: ignore[arg-type]
     except OSError as e:
         raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
 

@@ -11,24 +11,22 @@ from lstm_cli.layouts import from_onnx
 from lstm_cli.params import FORMAT_VERSION, ParamSet
 
 from .arrays import as_float_array
+from .cells import CellChoice, one_cell
 
 # ONNX LSTM inputs by position: X, W, R, B, sequence_lens, initial_h, initial_c, P.
 _ONNX_LSTM_INPUTS = {"W": 1, "R": 2, "B": 3, "P": 7}
 
 
-def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> ParamSet:
+def load_onnx_model(
+    data: bytes, source: str, node_name: str | None = None, cell: CellChoice | None = None
+) -> ParamSet:
     """The first LSTM node of an ONNX model (or the one named ``node_name``): its W, R, B, P
-    initializers and its clip / input_forget attributes. Needs the optional ``onnx`` package."""
-    try:
-        import onnx
-    except ImportError:
-        raise InputError(
-            f"{source}: reading .onnx models needs the onnx package (pip install onnx)"
-        ) from None
-    try:
-        model = onnx.load_model_from_string(data)
-    except Exception as e:
-        raise InputError(f"{source}: not a readable ONNX model ({type(e).__name__})") from None
+    initializers and its clip / input_forget attributes. Needs the optional ``onnx`` package.
+    ``cell`` may only name its one cell (layer 0, forward)."""
+    one_cell(cell, source, "an ONNX LSTM node")
+    model = _parse(data, source)
+    import onnx
+
     node = _lstm_node(model.graph, source, node_name)
     label = f"{source}: LSTM node {node.name!r}" if node.name else f"{source}: LSTM node"
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -56,6 +54,61 @@ def load_onnx_model(data: bytes, source: str, node_name: str | None = None) -> P
         **params.variant.to_meta(),
     }
     return ParamSet(params=params, meta=meta)
+
+
+def describe_onnx_model(data: bytes, source: str) -> list[dict[str, Any]]:
+    """Every LSTM node of an ONNX model, as :class:`~lstm_cli.io.survey.LstmInfo` fields."""
+    import onnx
+
+    model = _parse(data, source)
+    out = []
+    for node in (
+        n for n in model.graph.node if n.op_type == "LSTM" and n.domain in ("", "ai.onnx")
+    ):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        label = f"{source}: LSTM node {node.name!r}"
+        arrays = _initializers(model.graph, node, label, source)
+        D, H4, F = arrays["W"].shape if arrays["W"].ndim == 3 else (0, 0, 0)
+        direction = attrs.get("direction", b"forward")
+        variants = ["peepholes"] if "P" in arrays else []
+        if attrs.get("clip") is not None:
+            variants.append(f"clip {float(attrs['clip'])}")
+        if attrs.get("input_forget"):
+            variants.append("input_forget")
+        if attrs.get("layout"):
+            variants.append(f"layout {attrs['layout']}")
+        out.append(
+            {
+                "name": node.name,
+                "layout": "onnx",
+                "framework": "ONNX LSTM node",
+                "layers": 1,
+                "directions": int(D),
+                "n_features": int(F),
+                "n_hidden": int(H4) // 4,
+                "dtype": str(arrays["W"].dtype),
+                "variants": tuple(variants),
+                "proj_size": None,
+                "cells": ("forward", "reverse")
+                if D == 2
+                else ((direction.decode() if isinstance(direction, bytes) else str(direction)),),
+            }
+        )
+    return out
+
+
+def _parse(data: bytes, source: str) -> Any:
+    """The ONNX model in ``data``; needs the optional ``onnx`` package."""
+    try:
+        import onnx
+    except ImportError:
+        raise InputError(
+            f"{source}: reading .onnx models needs the onnx package (pip install onnx)"
+        ) from None
+    try:
+        return onnx.load_model_from_string(data)
+    except Exception as e:
+        raise InputError(f"{source}: not a readable ONNX model ({type(e).__name__})") from None
 
 
 def _lstm_node(graph: Any, source: str, node_name: str | None) -> Any:

@@ -8,8 +8,9 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from lstm_cli.params import EXAMPLE_NAMES, FORMAT_VERSION, ExampleInputs, ParamS
 from . import safeload
 from .arrays import as_float_array
 from .atomic import PARAM_SUFFIXES, output_suffix, save_npz, write_bytes
+from .cells import CellChoice
 from .jsonio import dumps, json_list, reject_constant
 from .reader import NPY_MAGIC, ZIP_MAGIC, check_readable, is_regular_file, read_file
 from .torchfile import TORCH_SUFFIXES, is_torch_legacy, is_torch_zip, open_checkpoint
@@ -53,18 +55,71 @@ def load_param_set(
     *,
     layout: str | None = None,
     key_prefix: str | None = None,
+    cell: CellChoice | None = None,
 ) -> ParamSet:
     """Load a params file in any layout (native, pytorch, keras, onnx; see
     :mod:`lstm_cli.layouts`) from a .npz, a .safetensors or an .onnx model, validated, never
-    unpickling. ``layout`` and ``key_prefix`` pick one LSTM when the file holds several.
+    unpickling. ``layout`` and ``key_prefix`` pick one LSTM when the file holds several,
+    ``cell`` one cell (layer, direction) of a stacked LSTM (see :mod:`.cells`).
 
     Each array's header is checked (dtype, declared size against ``max_bytes`` and against
     the bytes in the archive) before it is inflated: a zip bomb is refused, not expanded.
     """
+    return read_lstm_file(path, max_bytes, _Pick(layout, key_prefix, cell))
+
+
+T = TypeVar("T", covariant=True)
+
+
+class LstmReader(Protocol[T]):
+    """What is made of a file's LSTMs: from its arrays (``keys``, ``get(key)``,
+    ``get_meta(key)``), or from an ONNX model's bytes. ``layout`` is the layout asked for."""
+
+    @property
+    def layout(self) -> str | None: ...
+
+    def arrays(
+        self,
+        keys: set[str],
+        get: Callable[[str], Array],
+        get_meta: Callable[[str], dict[str, Any]],
+        source: str,
+    ) -> T: ...
+
+    def onnx(self, data: bytes, source: str) -> T: ...
+
+
+@dataclass(frozen=True)
+class _Pick:
+    """The one cell to load (see :func:`load_param_set`)."""
+
+    layout: str | None
+    key_prefix: str | None
+    cell: CellChoice | None
+
+    def arrays(
+        self,
+        keys: set[str],
+        get: Callable[[str], Array],
+        get_meta: Callable[[str], dict[str, Any]],
+        source: str,
+    ) -> ParamSet:
+        return _param_set_from(keys, get, get_meta, source, self.layout, self.key_prefix, self.cell)
+
+    def onnx(self, data: bytes, source: str) -> ParamSet:
+        from .onnxfile import load_onnx_model  # on use: needs the optional onnx package
+
+        return load_onnx_model(data, source, self.key_prefix, self.cell)
+
+
+def read_lstm_file(path: Path, max_bytes: int, reader: LstmReader[T]) -> T:
+    """Open a params file of any kind (.npz, .safetensors, .onnx, a PyTorch checkpoint; a
+    pipe read whole under ``max_bytes``) and hand its arrays to ``reader``."""
     source = str(path)
     check_readable(path)
     if not is_regular_file(path):  # a pipe cannot seek: read it whole, under the limit
-        return _load_buffered(read_file(path, max_bytes), source, max_bytes, layout, key_prefix)
+        data = read_file(path, max_bytes)
+        return _load_buffered(data, source, max_bytes, reader)
     try:
         with open(path, "rb") as f:
             head = f.read(16)
@@ -75,25 +130,21 @@ def load_param_set(
     if not head:
         raise InputError(f"{source}: empty file, not a .npz archive")
     if path.suffix.lower() == ONNX_SUFFIX:
-        if layout not in (None, "onnx"):
-            raise InputError(f"{source}: an .onnx model holds an onnx LSTM, not {layout}")
-        from .onnxfile import load_onnx_model  # on use: needs the optional onnx package
-
-        return load_onnx_model(read_file(path, max_bytes), source, key_prefix)
+        if reader.layout not in (None, "onnx"):
+            raise InputError(f"{source}: an .onnx model holds an onnx LSTM, not {reader.layout}")
+        return reader.onnx(read_file(path, max_bytes), source)
     if head.startswith(NPY_MAGIC):
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
     if _is_safetensors(head) or path.suffix.lower() == SAFETENSORS_SUFFIX:
-        return _load_safetensors(path, max_bytes, layout, key_prefix)
+        return _load_safetensors(path, max_bytes, reader)
     if _is_torch(path, head):
         with open(path, "rb") as f:
-            return _load_torch(f, source, max_bytes, layout, key_prefix)
+            return _load_torch(f, source, max_bytes, reader)
     with safeload.NpzReader(path, max_bytes) as npz:
-        return _param_set_from_npz(npz, source, layout, key_prefix)
+        return _param_set_from_npz(npz, source, reader)
 
 
-def _param_set_from_npz(
-    npz: safeload.NpzReader, source: str, layout: str | None, key_prefix: str | None
-) -> ParamSet:
+def _param_set_from_npz(npz: safeload.NpzReader, source: str, reader: LstmReader[T]) -> T:
     keys = set(npz.names)
 
     def get(name: str) -> Array:
@@ -102,38 +153,34 @@ def _param_set_from_npz(
     def get_meta(name: str) -> dict[str, Any]:
         return _parse_meta(npz.read(name), source)
 
-    return _param_set_from(keys, get, get_meta, source, layout, key_prefix)
+    return reader.arrays(keys, get, get_meta, source)
 
 
-def _load_buffered(
-    data: bytes, source: str, max_bytes: int, layout: str | None, key_prefix: str | None
-) -> ParamSet:
+def _load_buffered(data: bytes, source: str, max_bytes: int, reader: LstmReader[T]) -> T:
     """A params file that came through a pipe (no seeking, no name to go by), from its bytes."""
     if not data:
         raise InputError(f"{source}: empty (nothing to read), not a params file")
     if data.startswith(NPY_MAGIC):
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
-    named_onnx = layout == "onnx" or source.lower().endswith(ONNX_SUFFIX)
+    named_onnx = reader.layout == "onnx" or source.lower().endswith(ONNX_SUFFIX)
     if named_onnx and not data.startswith(ZIP_MAGIC) and not _is_safetensors(data):
-        from .onnxfile import load_onnx_model
-
-        return load_onnx_model(data, source, key_prefix)
+        return reader.onnx(data, source)
     if _is_safetensors(data):
         import tempfile
 
         with tempfile.TemporaryDirectory() as folder:  # safetensors reads files by name
             copy = Path(folder) / "params.safetensors"
             copy.write_bytes(data)
-            return _load_safetensors(copy, max_bytes, layout, key_prefix, source)
+            return _load_safetensors(copy, max_bytes, reader, source)
     if is_torch_legacy(data) or (data.startswith(ZIP_MAGIC) and _is_torch_zip(io.BytesIO(data))):
-        return _load_torch(io.BytesIO(data), source, max_bytes, layout, key_prefix)
+        return _load_torch(io.BytesIO(data), source, max_bytes, reader)
     if not data.startswith(ZIP_MAGIC):
         raise InputError(
             f"{source}: not a .npz archive, a .safetensors file or a PyTorch checkpoint (for an "
             "ONNX model through a pipe, name its layout: onnx)"
         )
     with safeload.NpzReader(io.BytesIO(data), max_bytes, source) as npz:
-        return _param_set_from_npz(npz, source, layout, key_prefix)
+        return _param_set_from_npz(npz, source, reader)
 
 
 def _is_torch_zip(f: IO[bytes] | Path) -> bool:
@@ -152,9 +199,7 @@ def _is_torch(path: Path, head: bytes) -> bool:
     return head.startswith(ZIP_MAGIC) and _is_torch_zip(path)
 
 
-def _load_torch(
-    f: IO[bytes], source: str, max_bytes: int, layout: str | None, key_prefix: str | None
-) -> ParamSet:
+def _load_torch(f: IO[bytes], source: str, max_bytes: int, reader: LstmReader[T]) -> T:
     """A ``torch.save`` state dict, through the restricted unpickler of :mod:`.torchfile`."""
     with open_checkpoint(f, source, max_bytes) as ckpt:
 
@@ -165,16 +210,10 @@ def _load_torch(
             raise AssertionError("a checkpoint's tensors are never meta")  # pragma: no cover
 
         keys = set(ckpt.tensors) - {"meta"}
-        return _param_set_from(keys, get, get_meta, source, layout, key_prefix)
+        return reader.arrays(keys, get, get_meta, source)
 
 
-def _load_safetensors(
-    path: Path,
-    max_bytes: int,
-    layout: str | None,
-    key_prefix: str | None,
-    source: str = "",
-) -> ParamSet:
+def _load_safetensors(path: Path, max_bytes: int, reader: LstmReader[T], source: str = "") -> T:
     """A .safetensors file through the safetensors package's NumPy API (never torch)."""
     source = source or str(path)
     try:
@@ -223,7 +262,7 @@ def _load_safetensors(
             return _parse_meta(metadata[name], source)
 
         meta_keys = keys | ({"meta"} if "meta" in metadata else set())
-        return _param_set_from(meta_keys, get, get_meta, source, layout, key_prefix)
+        return reader.arrays(meta_keys, get, get_meta, source)
 
 
 def _param_set_from(
@@ -233,11 +272,15 @@ def _param_set_from(
     source: str,
     layout: str | None,
     key_prefix: str | None,
+    cell: CellChoice | None = None,
 ) -> ParamSet:
-    """The one LSTM among ``keys`` as a ParamSet (see :func:`load_param_set`)."""
+    """The one cell of the one LSTM among ``keys`` as a ParamSet (see :func:`load_param_set`)."""
     from lstm_cli.layouts import choose_candidate, import_bias_halves, import_params
 
-    candidate = choose_candidate(keys - {"meta"}, source, layout, key_prefix)
+    from .cells import choose_cell, torch_cells
+
+    found = choose_candidate(keys - {"meta"}, source, layout, key_prefix)
+    candidate, cell_id = choose_cell(found, keys - {"meta"}, cell, source)
     meta_key = candidate.key("meta") if candidate.key("meta") in keys else "meta"
     stored = get_meta(meta_key) if meta_key in keys else {}
     clip, input_forget = Variant.switches_from_meta(stored, source)
@@ -261,6 +304,8 @@ def _param_set_from(
             "format_version": FORMAT_VERSION,
             "source_layout": candidate.layout,
             "source_key_prefix": candidate.prefix,
+            "source_cell": {"layer": cell_id.layer, "direction": cell_id.direction},
+            "source_cells": len(torch_cells(found, keys)),
             "n_features": params.n_features,
             "n_hidden": params.n_hidden,
             **params.variant.to_meta(),

@@ -66,7 +66,7 @@ def run_function(fn: Callable[..., Any], label: str, case: Case, layout: Signatu
             message = str(e).splitlines()[0] if str(e) else ""
             raise UserCodeError(
                 f"{label} raised {type(e).__name__}: {message} (on {case.name}: {shapes})",
-                Hint.NO_BATCH if case.batch else None,
+                Hint.NO_BATCH if case.batch else Hint.BATCH_ONLY,
             ) from None
     notes = []
     if printed.getvalue():
@@ -104,8 +104,9 @@ def compare(case: Case, outcome: Outcome, atol: float | None, rtol: float | None
             notes.append(f"{name} is not finite ({_nonfinite(arr)})")
     ok = outcome_matches(outcome, ref_h, ref_c, (a, r))
     shape = f"{'-' if case.batch is None else case.batch},{case.n_features},{case.n_hidden}"
+    status = "ok" if ok else ("no result" if outcome.missing else "disagree")
     return CaseReport(case.name, case.kind, case.dtype, shape, h_abs, h_rel, c_abs, c_rel, ok,
-                      notes, label=_short(case.name))  # fmt: skip
+                      notes, label=_short(case.name), status=status)  # fmt: skip
 
 
 def _short(name: str) -> str:
@@ -132,7 +133,24 @@ class CheckResult:
         return all(r.ok for r in self.reports)
 
     def worst(self) -> CaseReport:
-        return max(self.reports, key=lambda r: (not r.ok, r.worst_rel()))
+        """The worst disagreeing case (a case with no result only when none disagrees)."""
+        return max(self.reports, key=lambda r: (r.status == "disagree", not r.ok, r.worst_rel()))
+
+    def count(self, status: str) -> int:
+        """How many cases have ``status`` (``ok``, ``disagree``, ``no result``)."""
+        return sum(r.status == status for r in self.reports)
+
+    def summary(self) -> str:
+        """One line: how many cases disagree and how many have no result."""
+        n = len(self.reports)
+        if self.ok:
+            return f"All {n} cases agree."
+        parts = []
+        if self.count("disagree"):
+            parts.append(f"{self.count('disagree')} of {n} cases disagree")
+        if self.count("no result"):
+            parts.append(f"{self.count('no result')} of {n} cases have no result")
+        return "; ".join(parts) + "."
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +164,9 @@ class CheckResult:
             },
             "passed": sum(r.ok for r in self.reports),
             "failed": sum(not r.ok for r in self.reports),
+            "disagree": self.count("disagree"),
+            "no_result": self.count("no result"),
+            "summary": self.summary(),
             "worst": self.worst().name,
             "errors": "abs: max|yours - ref|; rel: max|yours - ref| / max|ref|; null: no finite "
             "array to compare",

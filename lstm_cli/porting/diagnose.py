@@ -21,9 +21,13 @@ from .vectors import Case
 
 @dataclass
 class Diagnosis:
+    """A likely culprit. ``matched``: a known mistake reproduces the port's outputs on the
+    cases ``explains`` names; otherwise ``explains`` only says which cases fail."""
+
     culprit: str
     detail: str
     explains: str
+    matched: bool = True
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,8 @@ def _diagnose_variants(run: _Run) -> list[Diagnosis]:
             found.append(Diagnosis(
                 f"variant {variant}: no results",
                 "no usable h_next/c_next for this ONNX variant's cases; a port without "
-                "ONNX's variants takes vectors made with: lstm-cell vectors --variants none",
-                f"{len(failing)} {variant} cases",
+                "ONNX's variants checks plain vectors (the default), or leaves these cases out",
+                f"{len(failing)} {variant} cases have no result", matched=False,
             ))  # fmt: skip
             continue
         usable = [k for k in ks if outcomes[k].finite]
@@ -164,7 +168,7 @@ def _diagnose_variants(run: _Run) -> list[Diagnosis]:
                 f"variant {variant}: its equations",
                 "no known mistake matches; compare with the manifest's equations for "
                 f"{variant} (ONNX Runtime's order: peephole, clip, activation)",
-                f"{len(failing)} of {len(ks)} {variant} cases",
+                f"{len(failing)} of {len(ks)} {variant} cases fail", matched=False,
             ))  # fmt: skip
     return found
 
@@ -189,6 +193,7 @@ def _fallback(run: _Run, failing: Sequence[int]) -> Diagnosis:
             "c_next agrees but h_next does not: look at o_t = sigmoid(Wo @ u + bo) and "
             "h_next = o_t * tanh(c_next)",
             f"{len(failing)} failing cases",
+            matched=False,
         )
     only32 = all(cases[k].dtype == "float32" for k in failing)
     small = all(run.reports[k].worst_rel() < 1e-3 for k in failing)
@@ -198,10 +203,12 @@ def _fallback(run: _Run, failing: Sequence[int]) -> Diagnosis:
             "only float32 cases differ, by little: the difference looks like rounding "
             "(accumulation order, a lower-precision exp); loosen --atol/--rtol if acceptable",
             f"{len(failing)} failing cases",
+            matched=False,
         )
     return Diagnosis(
         "c_next: input, forget or candidate gate",
         "c_next already differs: look at i_t, f_t, c_t_candidate and "
         "c_next = f_t * c_prev + i_t * c_t_candidate" + where,
         f"{len(failing)} failing cases; no known mistake matches",
+        matched=False,
     )

@@ -25,9 +25,11 @@ def _mistaken_cell(
     gate_source: dict[str, str] | None,
     x_first: bool,
     biases: dict[str, Array] | None,
+    columns: str | None = None,
 ) -> LSTMParams:
     """``cell`` with gate ``g`` using the arrays of gate ``gate_source[g]``, the weight
-    columns for ``u = [x, h]`` (``x_first``), or other ``biases`` (native letters)."""
+    columns for ``u = [x, h]`` (``x_first``), other ``biases`` (native letters), or W's
+    columns read another way (``columns``, see :func:`_read_columns`)."""
     src = gate_source or {g: g for g in GATE_LETTERS}
     own = cell.arrays()
     W = {g: own[f"W{src[g]}"] for g in GATE_LETTERS}
@@ -37,7 +39,42 @@ def _mistaken_cell(
     if x_first:  # [x, h] @ W.T is [h, x] @ W'.T with W's first F columns moved to the end
         F = cell.n_features
         W = {g: np.concatenate((w[:, F:], w[:, :F]), axis=1) for g, w in W.items()}
+    if columns is not None:
+        W = {g: _read_columns(w, cell.n_hidden, columns) for g, w in W.items()}
     return cell.with_arrays({**{f"W{g}": W[g] for g in W}, **{f"b{g}": b[g] for g in b}})
+
+
+def _read_columns(w: Array, H: int, how: str) -> Array:
+    """The (H, H + F) weight a port effectively uses on ``u = [h, x]`` when it reads W's
+    columns wrongly. ``mirror``: it builds ``[h, x]`` but slices W as if u were ``[x, h]``
+    (the x block taken from W's first columns, so W's last H columns meet h: W's column
+    blocks exchanged at H, the mirror image of the concat bug, which exchanges them at F).
+    ``transposed``: W's (H, H + F) buffer read as (H + F, H) and transposed (a column-major
+    read); ``transposed_mirror``: that, then the mirror."""
+    if how in ("transposed", "transposed_mirror"):
+        w = np.ascontiguousarray(w).reshape(w.shape[1], H).T
+    if how in ("mirror", "transposed_mirror"):
+        w = np.concatenate((w[:, H:], w[:, :H]), axis=1)
+    return w
+
+
+COLUMN_MISTAKES = {
+    "mirror": (
+        "concatenation: u = [h_prev, x_t] read with W's columns for [x_t, h_prev]",
+        "your function builds u = concat(h_prev, x_t) but splits W as if its first F columns "
+        "were x_t's: W's first H columns are h_prev's, its last F columns x_t's",
+    ),
+    "transposed": (
+        "W's (H, H + F) buffer read transposed",
+        "your function reads each W as an (H + F, H) array and transposes it (a column-major "
+        "read, or W.T where W was already (H, H + F))",
+    ),
+    "transposed_mirror": (
+        "W read transposed and with mirrored columns",
+        "your function reads each W transposed (an (H + F, H) buffer) and splits the columns "
+        "as if u were [x_t, h_prev]",
+    ),
+}
 
 
 def _step(
@@ -48,11 +85,12 @@ def _step(
     candidate: Callable[[Array], Array] | None = None,
     h_of_c: Callable[[Array], Array] | None = None,
     dtype: str = "float64",
+    columns: str | None = None,
 ) -> tuple[Array, Array]:
     """The reference step with a mistake built in (see :func:`hypotheses`): a mistaken cell
     (gates, columns, biases) stepped in ``dtype``, then another ``candidate`` activation
     (default tanh) or ``h_of_c`` (default tanh) applied to its gates."""
-    cell = _mistaken_cell(case.cell, gate_source, x_first, biases).astype(dtype)
+    cell = _mistaken_cell(case.cell, gate_source, x_first, biases, columns).astype(dtype)
     x, h, c = (np.asarray(case.inputs[k], dtype=dtype) for k in INPUT_NAMES)
     r = cell.step(x, h, c)
     if candidate is None and h_of_c is None:
@@ -125,6 +163,8 @@ def hypotheses(layout: Signature) -> list[Hypothesis]:
             "the seed's u is concat(h_prev, x_t): the H hidden columns of each W come first",
             lambda c: _step(c, x_first=True),
         ))  # fmt: skip
+        for how, (culprit, detail) in COLUMN_MISTAKES.items():
+            out.append(Hypothesis(culprit, detail, partial(_step, columns=how)))
     L = layout.letters
     for g in GATE_LETTERS:
         bname = f"b{g}" if layout.order is None else f"the {L[g]} block of the bias"

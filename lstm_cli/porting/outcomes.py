@@ -20,6 +20,11 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def missing(self) -> bool:
+        """No result at all for the case (neither h_next nor c_next)."""
+        return self.h_next is None and self.c_next is None
+
+    @property
     def finite(self) -> bool:
         """Both arrays present and finite."""
         return (
@@ -45,6 +50,7 @@ class CaseReport:
     ok: bool
     notes: list[str]
     label: str = ""  # a short name for tables
+    status: str = ""  # "ok", "disagree" or "no result" (the port gave nothing to compare)
 
     def worst_rel(self) -> float:
         vals = [v for v in (self.h_rel, self.c_rel) if v is not None]

@@ -55,10 +55,14 @@ def _import(module_name: str) -> Any:
 
 def _import_file(name: str) -> Any:
     """A module imported from a ``.py`` file, registered in ``sys.modules`` as an import
-    would (dataclasses need it)."""
+    would (dataclasses need it). The file's folder goes first on the import path, as
+    ``python path/to/file.py`` would put it, so its sibling modules import."""
     path = Path(name)
     if not path.is_file():
         raise InputError(f"{name}: no such file")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(f"_lstm_check_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise InputError(f"{name}: cannot be imported as a Python module")

@@ -54,7 +54,7 @@ class GradReport:
     @property
     def check_ok(self) -> bool:
         """True unless the gradient check ran and an array's error is above the tolerance."""
-        return self.rows is None or all(r.rel_error <= self.check_tol for r in self.rows)
+        return self.rows is None or all(r.ok for r in self.rows)
 
     def to_json(self) -> dict[str, Any]:
         g = self.grads
@@ -63,7 +63,8 @@ class GradReport:
             "grads": {k: v.tolist() for k, v in g.grads.items()},
             "h_next": g.h_next.tolist(),
             "c_next": g.c_next.tolist(),
-            "loss": SEQUENCE_LOSS if self.sequence else STEP_LOSS,
+            "loss": g.loss,
+            "loss_formula": SEQUENCE_LOSS if self.sequence else STEP_LOSS,
             "upstream": {
                 "dh_next": up.get("dh_next") or "ones",
                 "dc_next": up.get("dc_next") or "zeros",
@@ -83,13 +84,18 @@ class GradReport:
 
         return {
             "method": f"central differences in float64, eps {CHECK_EPS:g}; rel_error = "
-            "||analytic - numerical|| / (||analytic|| + ||numerical||)",
+            "||analytic - numerical|| / max(||analytic|| + ||numerical||, floor); floor = "
+            "10 u loss_scale sqrt(entries) / (eps tolerance): below it the array is too small "
+            "to check, and fails only if it differs by more than the roundoff",
             "tolerance": self.check_tol,
             "ok": self.check_ok,
+            "too_small": [r.name for r in self.rows or [] if r.too_small],
             "arrays": {
                 r.name: {
                     "rel_error": r.rel_error,
                     "max_abs_error": r.max_abs_error,
+                    "floor": r.floor,
+                    "status": check_status(r),
                     "checked": r.checked,
                     "size": r.size,
                 }
@@ -100,6 +106,13 @@ class GradReport:
     def view(self) -> RenderableType:
         notes = [*self.notes, *variant_note(self.cell)]
         return grad_view(self.grads.grads, notes, self.rows, self.check_tol)
+
+
+def check_status(r: CheckRow) -> str:
+    """``ok``, ``fail`` or ``too small to check`` (the array's norm is below the floor)."""
+    if not r.ok:
+        return "fail"
+    return "too small to check" if r.too_small else "ok"
 
 
 def grad_view(
@@ -133,54 +146,66 @@ def grad_view(
             title="Gradient check: central differences in float64",
             title_justify="left",
             box=box.SIMPLE_HEAD,
-            caption="rel error = |analytic - numerical| / (|analytic| + |numerical|), 2-norms",
+            caption="rel error = |analytic - numerical| / max(|analytic| + |numerical|, floor), "
+            "2-norms; below the floor central differences cannot resolve the gradient",
             caption_justify="left",
         )
-        for col in ("array", "rel error", "max abs error", "entries", ""):
-            ct.add_column(col, justify="right" if col != "array" else "left")
+        for col in ("array", "rel error", "max abs error", "floor", "entries", ""):
+            ct.add_column(col, justify="right" if col not in ("array", "") else "left")
+        styles = {"ok": "green", "fail": "bold red", "too small to check": "yellow"}
         for r in check:
-            good = r.rel_error <= check_tol
+            status = check_status(r)
             ct.add_row(
                 r.name,
                 f"{r.rel_error:.2e}",
                 f"{r.max_abs_error:.2e}",
+                f"{r.floor:.1e}",
                 f"{r.checked}/{r.size}",
-                Text("ok" if good else "FAIL", style="green" if good else "bold red"),
+                Text(status.upper() if status == "fail" else status, style=styles[status]),
             )
         parts.append(ct)
     return Group(*parts)
 
 
+class _CaseTable:
+    """Per case errors; below 80 columns only the relative errors, so no number is cut."""
+
+    def __init__(self, result: CheckResult) -> None:
+        self.result = result
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich import box
+        from rich.table import Table
+
+        wide = options.max_width >= 80
+        result = self.result
+        table = Table(
+            title=f"check {result.target} (layout {result.layout})", title_justify="left",
+            box=box.SIMPLE_HEAD, caption_justify="left", pad_edge=False,
+            caption="abs = max|yours - ref|, rel = abs / max|ref| (ref: float64)",
+        )  # fmt: skip
+        columns = ("case", "dtype", "B,F,H", "h abs", "h rel", "c abs", "c rel", "")
+        shown = columns if wide else ("case", "dtype", "h rel", "c rel", "")
+        for col in shown:
+            table.add_column(col, justify="right" if " " in col else "left", no_wrap=True)
+        for r in result.reports:
+            cells: dict[str, Any] = {
+                "case": r.label or r.name, "dtype": r.dtype.replace("float", "f"),
+                "B,F,H": r.shape, "h abs": _num(r.h_abs), "h rel": _num(r.h_rel),
+                "c abs": _num(r.c_abs), "c rel": _num(r.c_rel),
+                "": _status_text(r.status or ("ok" if r.ok else "disagree")),
+            }  # fmt: skip
+            table.add_row(*(cells[c] for c in shown))
+        yield table
+
+
 def check_view(result: CheckResult) -> RenderableType:
     """Per case errors for h and c, the worst case, the verdict and the likely culprit."""
-    from rich import box
     from rich.console import Group
     from rich.padding import Padding
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(
-        title=f"check {result.target} (layout {result.layout})",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        caption="abs = max|yours - ref|, rel = abs / max|ref| (ref: float64)",
-        caption_justify="left",
-        pad_edge=False,
-    )
-    for col in ("case", "dtype", "B,F,H", "h abs", "h rel", "c abs", "c rel", ""):
-        table.add_column(col, justify="right" if " " in col else "left", no_wrap=True)
-    for r in result.reports:
-        table.add_row(
-            r.label or r.name,
-            r.dtype.replace("float", "f"),
-            r.shape,
-            _num(r.h_abs),
-            _num(r.h_rel),
-            _num(r.c_abs),
-            _num(r.c_rel),
-            Text("ok", style="green") if r.ok else Text("FAIL", style="bold red"),
-        )
-    parts: list[RenderableType] = [table]
+    parts: list[RenderableType] = [_CaseTable(result)]
     notes = [(r.name, n) for r in result.reports for n in r.notes]
     for name, note in notes[:MAX_NOTES_SHOWN]:
         parts.append(Text(f"{name}: {note}", style="yellow"))
@@ -189,16 +214,24 @@ def check_view(result: CheckResult) -> RenderableType:
         parts.append(Text(f"... {more} more notes (use --json)", style="yellow"))
     worst = result.worst()
     parts.append(Text(f"Worst case: {worst.name} (max rel error {_num(worst.worst_rel())})."))
-    n_fail = sum(not r.ok for r in result.reports)
-    if result.ok:
-        parts.append(Text(f"All {len(result.reports)} cases agree.", style="bold green"))
-    else:
-        parts.append(Text(f"{n_fail} of {len(result.reports)} cases disagree.", style="bold red"))
+    style = "bold green" if result.ok else "bold red"
+    parts.append(Text(result.summary(), style=style))
     for d in result.diagnoses:
         parts.append(Text.assemble(("Likely culprit: ", "bold"), (d.culprit, "bold red")))
         parts.append(Padding(Text(d.detail), (0, 0, 0, 2)))
-        parts.append(Padding(Text(f"(explains {d.explains})", style="dim"), (0, 0, 0, 2)))
+        scope = f"explains {d.explains}" if d.matched else d.explains
+        parts.append(Padding(Text(f"({scope})", style="dim"), (0, 0, 0, 2)))
     return Group(*parts)
+
+
+def _status_text(status: str) -> Any:
+    """A case's status for the table: ok, FAIL (it disagrees) or no result."""
+    from rich.text import Text
+
+    styles = {"ok": ("ok", "green"), "disagree": ("FAIL", "bold red"),
+              "no result": ("no result", "yellow")}  # fmt: skip
+    text, style = styles[status]
+    return Text(text, style=style)
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def shapes_table(rows: Sequence[ShapeRow]) -> RenderableType:
     table.add_column("array")
     table.add_column("shape", justify="right")
     table.add_column("dtype")
-    table.add_column("from")
+    table.add_column("from", overflow="fold")  # a long path wraps, never cut
     for r in rows:
         table.add_row(Text(r.name), shape_str(r.shape), r.dtype, Text(r.source))
     return table
