@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
@@ -12,7 +13,7 @@ import numpy as np
 import typer
 
 from lstm_cli.core import Array
-from lstm_cli.errors import OutputError
+from lstm_cli.errors import InputError, OutputError
 from lstm_cli.io.arrays import cast_checked
 from lstm_cli.io.atomic import check_writable, is_stdout, output_suffix
 from lstm_cli.params import LSTMParams
@@ -23,6 +24,13 @@ from .inputs import resolve_run_inputs
 from .output import check_export, emit, use_pretty
 
 PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
+
+
+class Backend(str, enum.Enum):
+    numpy = "numpy"
+    compiled = "compiled"
+    auto = "auto"
+
 
 if TYPE_CHECKING:
     from lstm_cli.io.npystream import ArraySequence, NpyStream
@@ -55,6 +63,7 @@ def _run_steps(
     dtype: str,
     xs_source: str,
     chunk_steps: int | None,
+    backend: str,
     keep: bool,
     gates: bool,
     sink: SpilledNpz | None,
@@ -79,7 +88,7 @@ def _run_steps(
         for part in iter_sequence(
             cell, chunks(steps), states.get("h_prev"), states.get("c_prev"),
             dtype=dtype, return_sequences=keep or sink is not None or bool(watchers),
-            return_gates=gates or bool(watchers), chunk_steps=steps,
+            return_gates=gates or bool(watchers), chunk_steps=steps, backend=backend,
         ):  # fmt: skip
             if sink is not None and part.h_seq is not None and part.c_seq is not None:
                 sink.append("h_seq", part.h_seq)
@@ -158,6 +167,16 @@ def run(
         int | None,
         typer.Option(min=1, help="Steps read and projected at once. Default: about 4 MiB of work."),
     ] = None,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="The step loop: numpy (the reference), compiled (the optional C kernel, plain "
+            "cells only) or auto (compiled when installed and the cell is plain).",
+        ),
+    ] = Backend.auto,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Say on stderr which backend runs.")
+    ] = False,
     export_view: opt.ExportViewOpt = None,
     plot: Annotated[
         Path | None,
@@ -195,6 +214,7 @@ def run(
     cell = opt.cast_cell(
         param_set.params, dtype.value, label, param_set.bias_halves
     )  # variants included
+    chosen = _backend(backend.value, cell.is_plain, verbose)
     inputs, T, B = resolve_run_inputs(
         xs, {"h_prev": h, "c_prev": c}, cell.n_features, cell.n_hidden, label, batch_first,
         max_bytes=max_bytes,
@@ -211,7 +231,7 @@ def run(
         watchers = [w for w in (trace, buckets) if w is not None]
         h_next, c_next, kept = _run_steps(
             cell, inputs.xs, states, T, B, batch_first, dtype.value, inputs.sources["xs"],
-            chunk_steps, keep=out is not None and not streamed, gates=gates, sink=sink,
+            chunk_steps, chosen, keep=out is not None and not streamed, gates=gates, sink=sink,
             watchers=watchers,
         )  # fmt: skip
         if not (np.all(np.isfinite(h_next)) and np.all(np.isfinite(c_next))):
@@ -242,6 +262,25 @@ def run(
     notes = [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
     report = RunReport(h_next, c_next, T, B, dtype.value, shapes, sources, out, notes, trace, width)
     emit(report, pretty, export_view, force)
+
+
+def _backend(asked: str, plain: bool, verbose: bool) -> str:
+    """The backend that runs (``compiled`` unavailable or a variant cell: a usage error)."""
+    from lstm_cli.compiled import choose, kernel_path
+
+    try:
+        chosen = choose(asked, plain)
+    except ValueError as e:
+        raise InputError(f"--backend {asked}: {e}") from None
+    if verbose:
+        where = f" ({kernel_path()})" if chosen == "compiled" else ""
+        why = (
+            ""
+            if asked != "auto"
+            else (" (auto: a variant cell)" if not plain and chosen == "numpy" else " (auto)")
+        )
+        typer.echo(f"backend: {chosen}{where}{why}", err=True)
+    return chosen
 
 
 def _save_sequences(
