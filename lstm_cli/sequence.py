@@ -137,10 +137,10 @@ def _steps_variant_for(params: LSTMParams) -> StepLoop:
     return loop
 
 
-def _step_loop_for(params: LSTMParams, backend: str = "numpy") -> StepLoop:
+def _step_loop_for(params: LSTMParams, backend: str = "numpy", batch: int = 1) -> StepLoop:
     """The step loop for this cell: the fast plain loop (NumPy's or the compiled one, as
     :func:`lstm_cli.compiled.choose` decides), or the variant loop."""
-    if choose(backend, params.is_plain) == "compiled":
+    if choose(backend, params.is_plain, params.n_hidden, batch) == "compiled":
         return steps_compiled
     return _steps_plain if params.is_plain else _steps_variant_for(params)
 
@@ -248,7 +248,8 @@ def iter_sequence(  # noqa: PLR0913 -- public API: keyword options
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")
     cell = FusedCell.from_params(params, dtype)
-    step_loop = _step_loop_for(params, backend)
+    choose(backend, params.is_plain)  # refused before any input is read
+    step_loop: StepLoop = _steps_plain
     H, F = cell.n_hidden, cell.n_features
     s: _State | None = None
     xproj_buf = np.empty(0, dtype)
@@ -266,6 +267,7 @@ def iter_sequence(  # noqa: PLR0913 -- public API: keyword options
                 batched = chunk.ndim == 3
                 B = chunk.shape[1] if batched else 1
                 s = _State(H, B, dtype)
+                step_loop = _step_loop_for(params, backend, B)
                 s.h[...] = _initial_state(h0, "h0", H, B, batched, dtype).T
                 s.c[...] = _initial_state(c0, "c0", H, B, batched, dtype).T
                 steps = chunk_steps or default_chunk_steps(H, B, dtype)

@@ -98,7 +98,10 @@ def test_saturating_and_overflowing_inputs(dtype, scale):
 def test_choose():
     assert compiled.choose("numpy", True) == "numpy"
     assert compiled.choose("auto", False) == "numpy"  # a variant: NumPy's variant loop
-    assert compiled.choose("auto", True) == ("compiled" if compiled.available() else "numpy")
+    want = "compiled" if compiled.available() else "numpy"
+    assert compiled.choose("auto", True, n_hidden=4, batch=1) == want
+    assert compiled.choose("auto", True, n_hidden=compiled.AUTO_MAX_HIDDEN + 1) == "numpy"
+    assert compiled.choose("auto", True, n_hidden=4, batch=2) == "numpy"  # NumPy's product wins
     with pytest.raises(ValueError, match="backend must be one of"):
         compiled.choose("fortran", True)
 

@@ -214,11 +214,12 @@ def run(
     cell = opt.cast_cell(
         param_set.params, dtype.value, label, param_set.bias_halves
     )  # variants included
-    chosen = _backend(backend.value, cell.is_plain, verbose)
+    _backend(backend.value, cell, None, verbose=False)  # refused before reading the inputs
     inputs, T, B = resolve_run_inputs(
         xs, {"h_prev": h, "c_prev": c}, cell.n_features, cell.n_hidden, label, batch_first,
         max_bytes=max_bytes,
     )  # fmt: skip
+    chosen = _backend(backend.value, cell, B, verbose)
     streamed = out is not None and output_suffix(out) == ".npz"
     sink = _sink(out, T, B, cell.n_hidden, dtype.value, gates, batch_first) if streamed else None
     with closing(inputs.xs), ExitStack() as stack:  # closed on every way out, Ctrl-C included
@@ -264,23 +265,30 @@ def run(
     emit(report, pretty, export_view, force)
 
 
-def _backend(asked: str, plain: bool, verbose: bool) -> str:
-    """The backend that runs (``compiled`` unavailable or a variant cell: a usage error)."""
+def _backend(asked: str, cell: LSTMParams, B: int | None, verbose: bool) -> str:
+    """The backend that runs (``compiled`` unavailable or a variant cell: an input error)."""
     from lstm_cli.compiled import choose, kernel_path
 
+    plain = cell.is_plain
     try:
-        chosen = choose(asked, plain)
+        chosen = choose(asked, plain, cell.n_hidden, B or 1)
     except ValueError as e:
         raise InputError(f"--backend {asked}: {e}") from None
     if verbose:
         where = f" ({kernel_path()})" if chosen == "compiled" else ""
-        why = (
-            ""
-            if asked != "auto"
-            else (" (auto: a variant cell)" if not plain and chosen == "numpy" else " (auto)")
-        )
+        why = "" if asked != "auto" else f" (auto: {_auto_reason(chosen, plain)})"
         typer.echo(f"backend: {chosen}{where}{why}", err=True)
     return chosen
+
+
+def _auto_reason(chosen: str, plain: bool) -> str:
+    from lstm_cli.compiled import AUTO_MAX_HIDDEN, available
+
+    if chosen == "compiled":
+        return f"a plain cell, B = 1, H <= {AUTO_MAX_HIDDEN}"
+    if not available():
+        return "no compiled kernel installed"
+    return "a variant cell" if not plain else f"a batch or H > {AUTO_MAX_HIDDEN}"
 
 
 def _save_sequences(
