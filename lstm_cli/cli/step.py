@@ -77,9 +77,7 @@ def step(
         lambda: not params_took_stdin and stdin_is_piped(), max_bytes,
     )  # fmt: skip
     cell = opt.cast_cell(param_set.params, dtype.value, label, param_set.bias_halves)
-    inputs = {
-        k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()
-    }
+    inputs = {k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()}
     result = cell.step(inputs["x_t"], inputs["h_prev"], inputs["c_prev"])
     if not (np.all(np.isfinite(result.h_next)) and np.all(np.isfinite(result.c_next))):
         raise OutputError(
