@@ -260,7 +260,8 @@ def run(
         "h_next": state_shape,
     }  # fmt: skip
     sources = {"h_prev": "zeros", "c_prev": "zeros", **inputs.sources, "params": label}
-    notes = [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
+    notes = opt.precision_notes(param_set.params, dtype.value)
+    notes += [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
     report = RunReport(h_next, c_next, T, B, dtype.value, shapes, sources, out, notes, trace, width)
     emit(report, pretty, export_view, force)
 

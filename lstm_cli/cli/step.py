@@ -83,7 +83,7 @@ def step(
         raise OutputError(
             f"the result overflowed {dtype.value} (c_next is not finite): inputs too large"
         )
-    notes = list(found.notes)
+    notes = [*opt.precision_notes(param_set.params, dtype.value), *found.notes]
     if out is not None:
         from lstm_cli.io.atomic import is_stdout
         from lstm_cli.io.paramfiles import save_result
