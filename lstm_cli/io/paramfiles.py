@@ -86,7 +86,7 @@ class LstmReader(Protocol[T]):
         source: str,
     ) -> T: ...
 
-    def onnx(self, data: bytes, source: str) -> T: ...
+    def onnx(self, data: bytes, source: str, folder: Path | None, max_bytes: int) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -106,10 +106,10 @@ class _Pick:
     ) -> ParamSet:
         return _param_set_from(keys, get, get_meta, source, self.layout, self.key_prefix, self.cell)
 
-    def onnx(self, data: bytes, source: str) -> ParamSet:
+    def onnx(self, data: bytes, source: str, folder: Path | None, max_bytes: int) -> ParamSet:
         from .onnxfile import load_onnx_model  # on use: needs the optional onnx package
 
-        return load_onnx_model(data, source, self.key_prefix, self.cell)
+        return load_onnx_model(data, source, self.key_prefix, self.cell, folder, max_bytes)
 
 
 def read_lstm_file(path: Path, max_bytes: int, reader: LstmReader[T]) -> T:
@@ -132,7 +132,7 @@ def read_lstm_file(path: Path, max_bytes: int, reader: LstmReader[T]) -> T:
     if path.suffix.lower() == ONNX_SUFFIX:
         if reader.layout not in (None, "onnx"):
             raise InputError(f"{source}: an .onnx model holds an onnx LSTM, not {reader.layout}")
-        return reader.onnx(read_file(path, max_bytes), source)
+        return reader.onnx(read_file(path, max_bytes), source, path.parent, max_bytes)
     if head.startswith(NPY_MAGIC):
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
     if _is_safetensors(head) or path.suffix.lower() == SAFETENSORS_SUFFIX:
@@ -164,7 +164,7 @@ def _load_buffered(data: bytes, source: str, max_bytes: int, reader: LstmReader[
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
     named_onnx = reader.layout == "onnx" or source.lower().endswith(ONNX_SUFFIX)
     if named_onnx and not data.startswith(ZIP_MAGIC) and not _is_safetensors(data):
-        return reader.onnx(data, source)
+        return reader.onnx(data, source, None, max_bytes)
     if _is_safetensors(data):
         import tempfile
 

@@ -63,10 +63,10 @@ class _Survey:
             found.append(_describe(c, keys, get, Variant.switches_from_meta(meta, source)))
         return found
 
-    def onnx(self, data: bytes, source: str) -> list[LstmInfo]:
+    def onnx(self, data: bytes, source: str, folder: Path | None, max_bytes: int) -> list[LstmInfo]:
         from .onnxfile import describe_onnx_model
 
-        return [LstmInfo(**info) for info in describe_onnx_model(data, source)]
+        return [LstmInfo(**info) for info in describe_onnx_model(data, source, folder, max_bytes)]
 
 
 def survey_file(path: Path, max_bytes: int) -> list[LstmInfo]:
