@@ -33,6 +33,9 @@ def main(out: Path) -> None:
         "npz": b"\x02" + (ROOT / "params" / "seed42.npz").read_bytes(),
         "safetensors": b"\x03" + safetensors_bytes(),
     }
+    for pt in sorted((ROOT / "tests" / "data").glob("torch_*.pt*")):
+        for kind in (4, 5, 6):
+            seeds[f"{pt.name}-{kind}"] = bytes([kind]) + pt.read_bytes()
     for name, data in seeds.items():
         (out / name).write_bytes(data)
 
