@@ -18,6 +18,7 @@ from lstm_cli.layouts import Candidate, find_candidates
 from lstm_cli.params import Variant
 
 from .cells import shape_of, torch_cells
+from .kerasfile import KerasLstm, describe_keras
 from .paramfiles import read_lstm_file
 
 NATIVE_META = ("native", "onnx")  # the layouts whose files store variant switches in meta
@@ -62,6 +63,9 @@ class _Survey:
             meta = get_meta(meta_key) if meta_key in keys and c.layout in NATIVE_META else {}
             found.append(_describe(c, keys, get, Variant.switches_from_meta(meta, source)))
         return found
+
+    def keras(self, lstms: list[KerasLstm], source: str) -> list[LstmInfo]:
+        return [LstmInfo(**info) for info in describe_keras(lstms)]
 
     def onnx(self, data: bytes, source: str, folder: Path | None, max_bytes: int) -> list[LstmInfo]:
         from .onnxfile import describe_onnx_model
