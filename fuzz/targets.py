@@ -9,6 +9,7 @@ from lstm_cli.io.survey import survey_file
 
 MAX_BYTES = 1 << 20
 PT_KINDS = (4, 5, 6)  # the kind bytes that feed PyTorch checkpoint bytes
+KERAS_KIND = 7  # Keras .keras / .weights.h5 bytes
 
 
 def dispatch(data: bytes, tmp: Path) -> None:
@@ -33,13 +34,16 @@ def dispatch(data: bytes, tmp: Path) -> None:
 
 def _checkpoint(kind: int, body: bytes, tmp: Path) -> None:
     """PyTorch checkpoint bytes (zip or legacy format): loaded by name (4), surveyed as
-    ``inspect`` does (5), or read as from a pipe, without a name (6 and 7)."""
+    ``inspect`` does (5), or read as from a pipe, without a name (6); Keras file bytes (7)."""
     if kind == 4:
         (tmp / "p.pt").write_bytes(body)
         paramfiles.load_param_set(tmp / "p.pt", max_bytes=MAX_BYTES)
     elif kind == 5:
         (tmp / "p.pt").write_bytes(body)
         survey_file(tmp / "p.pt", MAX_BYTES)
+    elif kind == KERAS_KIND:
+        (tmp / "p.weights.h5").write_bytes(body)
+        survey_file(tmp / "p.weights.h5", MAX_BYTES)
     else:
         pick = paramfiles._Pick(None, None, None)
         paramfiles._load_buffered(body, "stdin", MAX_BYTES, pick)
