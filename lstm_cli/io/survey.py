@@ -18,6 +18,7 @@ from lstm_cli.layouts import Candidate, find_candidates, refuse_gru
 from lstm_cli.params import Variant
 
 from .cells import shape_of, torch_cells
+from .kerasfile import KerasLstm, describe_keras
 from .paramfiles import read_lstm_file
 
 NATIVE_META = ("native", "onnx")  # the layouts whose files store variant switches in meta
@@ -64,10 +65,13 @@ class _Survey:
             found.append(_describe(c, keys, get, switches, source))
         return found
 
-    def onnx(self, data: bytes, source: str) -> list[LstmInfo]:
+    def keras(self, lstms: list[KerasLstm], source: str) -> list[LstmInfo]:
+        return [LstmInfo(**info) for info in describe_keras(lstms)]
+
+    def onnx(self, data: bytes, source: str, folder: Path | None, max_bytes: int) -> list[LstmInfo]:
         from .onnxfile import describe_onnx_model
 
-        return [LstmInfo(**info) for info in describe_onnx_model(data, source)]
+        return [LstmInfo(**info) for info in describe_onnx_model(data, source, folder, max_bytes)]
 
 
 def survey_file(path: Path, max_bytes: int) -> list[LstmInfo]:
