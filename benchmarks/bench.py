@@ -39,7 +39,7 @@ if __name__ == "__main__":  # BLAS threads are fixed when numpy loads: set them 
 
 import numpy as np  # noqa: E402
 
-from lstm_cli import init_params, run_sequence, to_pytorch  # noqa: E402
+from lstm_cli import compiled, init_params, run_sequence, to_pytorch  # noqa: E402
 from lstm_cli.params import LSTMParams  # noqa: E402
 
 try:
@@ -55,6 +55,7 @@ CASES = [  # (T, B, F, H, dtype): the issue's cases
     (256, 1, 128, 512, "float32"),
     (100_000, 1, 10, 4, "float32"),
 ]
+COMPILED_MAX_MACS = 1 << 20  # the compiled column only where its plain C loop ends in seconds
 PAUSE_S = 0.5  # OpenBLAS's threads spin ~0.1 s after a product: let them sleep between runs
 
 
@@ -114,6 +115,10 @@ def bench_case(T, B, F, H, dtype, repeat, torch_threads):
     run_sequence(p, xs[:10])  # warm up
     row["core"], r = best_of(lambda: run_sequence(p, xs), repeat)
     row["projected"], _ = best_of(lambda: projected_only(lambda: run_sequence(p, xs)), repeat)
+    if compiled.available() and B * 4 * H * H <= COMPILED_MAX_MACS:
+        run_sequence(p, xs[:10], backend="compiled")
+        row["compiled"], rc = best_of(lambda: run_sequence(p, xs, backend="compiled"), repeat)
+        row["compiled_diff"] = float(np.max(np.abs(rc.h_next - r.h_next)))  # type: ignore[attr-defined]
     if torch is None:
         return row
     m = torch_lstm(p, dtype)
@@ -128,7 +133,7 @@ def bench_case(T, B, F, H, dtype, repeat, torch_threads):
     return row
 
 
-def core_table(quick: bool, repeat: int) -> None:
+def core_table(quick: bool, repeat: int, tiny: bool = False) -> None:
     threads = [torch.get_num_threads(), 1] if torch is not None else []
     peak = {dt: peak_gemm_rate(dt, repeat) for dt in ("float32", "float64")}
     print("\n## Sequence core vs torch.nn.LSTM (µs per step, best of runs)\n")
@@ -136,24 +141,29 @@ def core_table(quick: bool, repeat: int) -> None:
           + ", ".join(f"{dt} {r / 1e9:.1f} GFLOP/s" for dt, r in peak.items()))  # fmt: skip
     t_cols = " | ".join(f"torch {n} thr" for n in threads)
     print(
-        f"\n| case | core | core, projected only | {t_cols} | core / torch "
-        "| core / torch 1 thr | peak-FLOP limit | core / limit | max abs diff |"
+        f"\n| case | core | core, projected only | compiled | {t_cols} | core / torch "
+        "| core / torch 1 thr | compiled / torch | compiled / torch 1 thr | peak-FLOP limit "
+        "| core / limit | max abs diff | compiled vs core |"
     )
-    print("| --- " * (9 + len(threads)) + "|")
-    for T, B, F, H, dtype in CASES:
+    print("| --- " * (13 + len(threads)) + "|")
+    for T, B, F, H, dtype in CASES[-1:] if tiny else CASES:
         T = max(T // 8, 16) if quick else T
         r = bench_case(T, B, F, H, dtype, repeat, threads)
-        us = {k: v / T * 1e6 for k, v in r.items() if k != "diff"}
+        us = {k: v / T * 1e6 for k, v in r.items() if not k.endswith("diff")}
         limit = 2 * B * 4 * H * (H + F) / peak[dtype] * 1e6  # the products alone, at peak
         tcols = " | ".join(f"{us[f'torch{n}']:,.2f}" for n in threads)
 
-        def ratio(k: str, us: dict[str, float] = us) -> str:
-            return f"{us['core'] / us[k]:.2f}x" if k in us else "n/a"
+        def ratio(k: str, of: str = "core", us: dict[str, float] = us) -> str:
+            return f"{us[of] / us[k]:.2f}x" if k in us and of in us else "n/a"
 
+        t0 = f"torch{threads[0]}" if threads else "none"
+        comp = f"{us['compiled']:,.2f}" if "compiled" in us else "n/a"
         print(f"| {dtype} T={T} B={B} F={F} H={H} | {us['core']:,.2f} | {us['projected']:,.2f} "
-              f"| {tcols} | **{ratio(f'torch{threads[0]}') if threads else 'n/a'}** "
-              f"| {ratio('torch1')} | {limit:,.2f} | {us['core'] / limit:.1f}x "
-              f"| {r.get('diff', float('nan')):.1e} |", flush=True)  # fmt: skip
+              f"| {comp} | {tcols} | **{ratio(t0)}** | {ratio('torch1')} "
+              f"| **{ratio(t0, 'compiled')}** | {ratio('torch1', 'compiled')} "
+              f"| {limit:,.2f} | {us['core'] / limit:.1f}x "
+              f"| {r.get('diff', float('nan')):.1e} "
+              f"| {r.get('compiled_diff', float('nan')):.1e} |", flush=True)  # fmt: skip
 
 
 def machine() -> str:
@@ -327,6 +337,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     ap.add_argument("--startup-runs", type=int, default=21)
     ap.add_argument("--skip-cli", action="store_true", help="only the core timings")
+    ap.add_argument("--tiny", action="store_true", help="only the tiny case (T=100k, H=4)")
     ap.add_argument(
         "--cli-only",
         action="store_true",
@@ -336,6 +347,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     print(f"Machine: {machine()}")
+    print(f"Compiled kernel: {compiled.kernel_path() or 'not built'}")
     print(
         f"Threads: OpenBLAS/OMP {os.environ.get('OPENBLAS_NUM_THREADS')}, torch "
         + (str(torch.get_num_threads()) if torch is not None else "n/a")
@@ -345,7 +357,7 @@ def main() -> None:
         startup(args.startup_runs)
         rss(args.quick)
         return
-    core_table(args.quick, args.repeat)
+    core_table(args.quick, args.repeat, args.tiny)
     if not args.skip_cli:
         startup(args.startup_runs)
         rss(args.quick)

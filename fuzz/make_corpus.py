@@ -33,6 +33,11 @@ def main(out: Path) -> None:
         "npz": b"\x02" + (ROOT / "params" / "seed42.npz").read_bytes(),
         "safetensors": b"\x03" + safetensors_bytes(),
     }
+    for pt in sorted((ROOT / "tests" / "data").glob("torch_*.pt*")):
+        for kind in (4, 5, 6):
+            seeds[f"{pt.name}-{kind}"] = bytes([kind]) + pt.read_bytes()
+    for keras_file in sorted((ROOT / "tests" / "data").glob("keras_model.*")):
+        seeds[f"{keras_file.name}-7"] = b"\x07" + keras_file.read_bytes()
     for name, data in seeds.items():
         (out / name).write_bytes(data)
 

@@ -319,6 +319,7 @@ def _stacked_hidden(
     want_rec, want_in = ("(4H, H)", "({}, F) (4H, F)")
     if transposed:
         want_rec, want_in = "(H, 4H)", "(F, {}) (F, 4H)"
+    refuse_gru(w_rec, rec_key, transposed, source)
     if rec.ndim != 2 or rec.shape[0] != 4 * rec.shape[1] or rec.shape[1] == 0:
         raise InputError(f"{source}: {rec_key} has shape {w_rec.shape}, expected {want_rec}")
     H = int(rec.shape[1])
@@ -328,6 +329,16 @@ def _stacked_hidden(
             f"{want_in.format(4 * H)}, with H = {H} from {rec_key}"
         )
     return H
+
+
+def refuse_gru(w_rec: Array, rec_key: str, transposed: bool, source: str) -> None:
+    """Refuse recurrent weights of 3 stacked gate blocks, (3H, H) or Keras's (H, 3H): a GRU's."""
+    shape = w_rec.shape[-2:][::-1] if transposed else w_rec.shape[-2:]
+    if len(shape) == 2 and shape[1] > 0 and shape[0] == 3 * shape[1]:
+        raise InputError(
+            f"{source}: this looks like a GRU (3 gate blocks), not an LSTM: {rec_key} has shape "
+            f"{w_rec.shape}; an LSTM's is {'(H, 4H)' if transposed else '(4H, H)'}"
+        )
 
 
 def _refuse_variant(clip: float | None, input_forget: bool, layout: str, source: str) -> None:
@@ -355,6 +366,7 @@ def from_onnx(
                 f"{source}: {key(name)} has shape {arr.shape}: a bidirectional ONNX LSTM; "
                 "this tool reads one direction (num_directions = 1)"
             )
+    refuse_gru(R, key("R"), False, source)
     if R.ndim != 3 or R.shape[0] != 1 or R.shape[1] != 4 * R.shape[2] or R.shape[2] == 0:
         raise InputError(f"{source}: {key('R')} has shape {R.shape}, expected (1, 4H, H)")
     H = R.shape[2]

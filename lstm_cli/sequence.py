@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from .compiled import choose, steps_compiled
 from .core import (
     Array,
     add_peephole,
@@ -136,8 +137,11 @@ def _steps_variant_for(params: LSTMParams) -> StepLoop:
     return loop
 
 
-def _step_loop_for(params: LSTMParams) -> StepLoop:
-    """The step loop for this cell: the fast plain loop, or the variant loop."""
+def _step_loop_for(params: LSTMParams, backend: str = "numpy", batch: int = 1) -> StepLoop:
+    """The step loop for this cell: the fast plain loop (NumPy's or the compiled one, as
+    :func:`lstm_cli.compiled.choose` decides), or the variant loop."""
+    if choose(backend, params.is_plain, params.n_hidden, batch) == "compiled":
+        return steps_compiled
     return _steps_plain if params.is_plain else _steps_variant_for(params)
 
 
@@ -211,7 +215,7 @@ def _initial_state(
     raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
 
 
-def iter_sequence(
+def iter_sequence(  # noqa: PLR0913 -- public API: keyword options
     params: LSTMParams,
     chunks: Iterable[Array],
     h0: Array | None = None,
@@ -221,6 +225,7 @@ def iter_sequence(
     return_sequences: bool = False,
     return_gates: bool = False,
     chunk_steps: int | None = None,
+    backend: str = "numpy",
 ) -> Iterator[SequenceChunk]:
     """Run the cell over a sequence given in chunks; yield a :class:`SequenceChunk` per chunk.
 
@@ -236,12 +241,15 @@ def iter_sequence(
         return_sequences: also yield each chunk's ``h_seq`` and ``c_seq``.
         return_gates: also yield each chunk's gate activations.
         chunk_steps: steps per input projection (default: :func:`default_chunk_steps`).
+        backend: ``numpy`` (the reference), ``compiled`` (the C step loop, plain cells
+            only; ValueError when absent) or ``auto`` (:mod:`lstm_cli.compiled`).
     """
     dtype = np.dtype(dtype if dtype is not None else params.dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")
     cell = FusedCell.from_params(params, dtype)
-    step_loop = _step_loop_for(params)
+    choose(backend, params.is_plain)  # refused before any input is read
+    step_loop: StepLoop = _steps_plain
     H, F = cell.n_hidden, cell.n_features
     s: _State | None = None
     xproj_buf = np.empty(0, dtype)
@@ -259,6 +267,7 @@ def iter_sequence(
                 batched = chunk.ndim == 3
                 B = chunk.shape[1] if batched else 1
                 s = _State(H, B, dtype)
+                step_loop = _step_loop_for(params, backend, B)
                 s.h[...] = _initial_state(h0, "h0", H, B, batched, dtype).T
                 s.c[...] = _initial_state(c0, "c0", H, B, batched, dtype).T
                 steps = chunk_steps or default_chunk_steps(H, B, dtype)
@@ -389,6 +398,7 @@ def run_sequence(  # noqa: PLR0913 -- public API: keyword options, as iter_seque
     return_gates: bool = False,
     chunk_steps: int | None = None,
     on_chunk: Callable[[SequenceChunk], None] | None = None,
+    backend: str = "numpy",
 ) -> SequenceResult:
     """Run the LSTM cell over a sequence: T steps, each step's ``h_next, c_next`` feeding the next.
 
@@ -404,6 +414,7 @@ def run_sequence(  # noqa: PLR0913 -- public API: keyword options, as iter_seque
         return_gates: also return ``gates``: ``i_t, f_t, o_t, c_t_candidate``, each (T, [B,] H).
         chunk_steps: steps per input projection (default: a chunk of about 4 MiB).
         on_chunk: called with each :class:`SequenceChunk` as it is done (progress, streaming).
+        backend: ``numpy``, ``compiled`` or ``auto``: see :func:`iter_sequence`.
 
     Returns:
         A :class:`SequenceResult`.
@@ -421,7 +432,7 @@ def run_sequence(  # noqa: PLR0913 -- public API: keyword options, as iter_seque
     for part in iter_sequence(
         params, [xs] if isinstance(xs, np.ndarray) else xs, h0, c0,
         dtype=dt, return_sequences=return_sequences, return_gates=return_gates,
-        chunk_steps=chunk_steps,
+        chunk_steps=chunk_steps, backend=backend,
     ):  # fmt: skip
         last, n_steps = part, n_steps + part.n_steps
         if part.h_seq is not None and part.c_seq is not None:

@@ -99,6 +99,7 @@ def build(bad: Path) -> None:
     write_npz(bad / "extra-keys.npz", cell_members(notes=np.arange(3.0)))
     # single arrays for --x / --h / --c
     (bad / "x_t.npy").write_bytes(npy_bytes(a["x_t"]))
+    (bad / "xs.npy").write_bytes(npy_bytes(np.stack([a["x_t"], a["x_t"]])))
     (bad / "empty.npy").write_bytes(b"")
     (bad / "truncated.npy").write_bytes(npy_bytes(a["x_t"])[:-20])
     (bad / "absurd.npy").write_bytes(header_only((10**6, 10**6)))
@@ -139,6 +140,16 @@ def build(bad: Path) -> None:
     write_npz(
         bad / "keras-shape.npz",
         {**{n: npy_bytes(v) for n, v in k.items()}, "kernel": npy_bytes(np.zeros((10, 15)))},
+    )
+    gru = np.random.default_rng(3)  # GRU state dicts: 3 gate blocks of H = 4
+    gru_torch = {"weight_ih": (12, 10), "weight_hh": (12, 4), "bias_ih": (12,), "bias_hh": (12,)}
+    write_npz(
+        bad / "gru-torch.npz",
+        {f"{k}_l0": npy_bytes(gru.standard_normal(v)) for k, v in gru_torch.items()},
+    )
+    gru_keras = {"kernel": (10, 12), "recurrent_kernel": (4, 12), "bias": (2, 12)}
+    write_npz(
+        bad / "gru-keras.npz", {k: npy_bytes(gru.standard_normal(v)) for k, v in gru_keras.items()}
     )
     write_npz(bad / "nothing.npz", {"a": npy_bytes(np.zeros(3))})
     (bad / "garbage.safetensors").write_bytes(b"garbage")

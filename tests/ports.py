@@ -218,3 +218,34 @@ def lstm_step(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
     c_t = f_t * c_prev + i_t * c_t_candidate
     h_t = o_t * np.tanh(c_t)
     return h_t, c_t
+
+
+# --------------------------------------------------------------------------- a float32 engine
+
+
+def float32_engine(case: dict):
+    """An engine like onnxruntime: ONNX's variants done right (peepholes, clip,
+    input_forget, from a golden vector's JSON: its params, inputs and settings), but every
+    array and every operation in float32."""
+    f32 = np.float32
+    p = {k: np.asarray(v, dtype=f32) for k, v in case["params"].items()}
+    x, h, c = (np.asarray(case["inputs"][k], dtype=f32) for k in ("x_t", "h_prev", "c_prev"))
+    st = case.get("settings", {})
+    clip, peep = st.get("clip"), st.get("peepholes", False)
+
+    def cl(z):
+        return z if clip is None else np.clip(z, f32(-clip), f32(clip))
+
+    def peek(name, state):
+        return p[name] * state if peep else f32(0)
+
+    u = np.concatenate((h, x), axis=-1)
+    i = _stable_sigmoid(cl(u @ p["Wi"].T + p["bi"] + peek("Pi", c)))
+    if st.get("input_forget"):
+        f = f32(1) - i
+    else:
+        f = _stable_sigmoid(cl(u @ p["Wf"].T + p["bf"] + peek("Pf", c)))
+    g = np.tanh(cl(u @ p["Wc"].T + p["bc"]))
+    c_next = f * c + i * g
+    o = _stable_sigmoid(cl(u @ p["Wo"].T + p["bo"] + peek("Po", c_next)))
+    return o * np.tanh(c_next), c_next

@@ -20,7 +20,7 @@ runner = CliRunner()
 def test_version_prints_the_installed_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"lstm-cell {version('lstm-cell')}"
+    assert result.output.strip().startswith(f"lstm-cell {version('lstm-cell')}, backend: ")
 
 
 def test_the_package_reports_the_same_version():

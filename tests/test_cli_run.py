@@ -373,7 +373,7 @@ def test_ctrl_c_on_a_real_process(params, in_tmp):
     save_param_set(Path("p1.npz"), init_params(1, 2, seed=0))
     proc = subprocess.Popen(
         [sys.executable, "-m", "lstm_cli", "run", "--params", "p1.npz", "--xs", "long.npy",
-         "--out", "o.npz"],
+         "--out", "o.npz", "--backend", "numpy"],  # numpy: seconds of stepping
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

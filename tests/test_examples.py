@@ -65,7 +65,8 @@ def inputs_exist(args: list[str]) -> bool:
             continue
         if ":" in arg and not arg.startswith("-"):  # check MODULE:FUNCTION
             return False
-        suffixes = (".npz", ".npy", ".json", ".py", ".pt", ".pth", ".bin", ".onnx", ".safetensors")
+        suffixes = (".npz", ".npy", ".json", ".py", ".pt", ".pth", ".bin", ".onnx", ".safetensors",
+                    ".keras", ".h5")  # fmt: skip
         is_path = "/" in arg or arg.endswith(suffixes)
         if is_path and not Path(arg).exists():
             return False

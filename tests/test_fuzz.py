@@ -123,6 +123,9 @@ OPTION_VALUES = {
     "--from": ["native", "pytorch", "keras", "onnx", "x"],
     "--key-prefix": ["lstm.", ""],
     "--clip": ["0.5", "-1", "nan", "inf"],
+    "--layer": ["0", "1", "-1", "x"],
+    "--direction": ["forward", "reverse", "sideways"],
+    "--export-view": ["v.txt", "v.svg", "v.png"],
 }
 # File kinds drawn for every path argument, made in the example's folder by file_kinds():
 # a folder, a dangling symbolic link, /dev/null (read and written through) and, as root, a
@@ -162,7 +165,7 @@ FLAGS = [
 @settings(max_examples=examples(600), deadline=None, suppress_health_check=SHARED_FIXTURES)
 @given(
     command=st.sampled_from(
-        ["step", "init", "run", "grad", "vectors", "check", "convert", "bogus", ""]
+        ["step", "init", "run", "grad", "vectors", "check", "convert", "inspect", "bogus", ""]
     ),
     positional=st.lists(st.sampled_from(POSITIONAL), max_size=2),
     options=st.lists(st.sampled_from(sorted(OPTION_VALUES)), max_size=4),

@@ -97,6 +97,7 @@ def test_run_out_gates_batch_first_streamed(runner, in_tmp):
     xs = np.random.default_rng(1).standard_normal((2, 37, 3))  # (B, T, F)
     np.save("xs.npy", xs)
     args = ["run", "--params", "p.npz", "--xs", "xs.npy", "--batch-first", "--gates"]
+    args += ["--backend", "numpy"]  # the reference: equal to run_sequence bit for bit
     result = runner.invoke(app, [*args, "--chunk-steps", "5", "--out", "o.npz", "--json"])
     assert result.exit_code == 0, result.output
     want = run_sequence(ps.params, xs.swapaxes(0, 1), return_sequences=True, return_gates=True)

@@ -132,6 +132,8 @@ CLI_CASES = [
     (["vectors", "--count", "2", "--out", "{tmp}/vec", "--force", "--pretty"], 0),
     (["check", "nosuchmodule:f"], 2),
     (["run", "--xs", "missing.npy"], 2),
+    (["inspect", "--pretty", str(PARAMS_DIR / "seed42.npz")], 0),
+    (["inspect", str(PARAMS_DIR / "xs.npy")], 2),
     (["--help"], 0),
     (["step", "--help"], 0),
 ]

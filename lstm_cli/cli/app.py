@@ -92,7 +92,10 @@ def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version
 
-        typer.echo(f"lstm-cell {version('lstm-cell')}")
+        from lstm_cli.compiled import available
+
+        backend = "compiled kernel" if available() else "numpy only (no compiled kernel)"
+        typer.echo(f"lstm-cell {version('lstm-cell')}, backend: {backend}")
         raise typer.Exit()
 
 

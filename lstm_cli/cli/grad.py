@@ -112,7 +112,8 @@ def grad(
     if check:
         rows = _check(param_set.params, found, check_tol)
     report = GradReport(
-        g, cell, dtype.value, {**found.sources, "params": label}, found.notes,
+        g, cell, dtype.value, {**found.sources, "params": label},
+        [*opt.precision_notes(param_set.params, dtype.value), *found.notes],
         sequence=xs is not None, upstream_specs=up_specs, rows=rows, check_tol=check_tol,
     )  # fmt: skip
     if out is not None:

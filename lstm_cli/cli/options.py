@@ -244,3 +244,19 @@ def cast_cell(
     if halves is not None:
         arrays.update(halves.summed("float64"))
     return cell.with_arrays({k: cast_checked(v, dtype, k, label) for k, v in arrays.items()})
+
+
+def precision_notes(cell: LSTMParams, dtype: str) -> list[str]:
+    """One note when the params file's floats and the computation's differ: a float32 file
+    computed in float64 (a float32 engine's numbers differ by float32 rounding) or the
+    reverse (the file's values rounded to float32)."""
+    import numpy as np
+
+    held = np.dtype(cell.dtype)
+    if held.kind != "f" or held == np.dtype(dtype):
+        return []
+    if held.itemsize < np.dtype(dtype).itemsize:
+        why = f"a {held} engine differs by its rounding; --dtype {held} computes as it does"
+    else:
+        why = f"the file's values rounded to {dtype}; --dtype {held} keeps them"
+    return [f"The params file holds {held} arrays, computed in {dtype} ({why})."]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
@@ -12,7 +13,7 @@ import numpy as np
 import typer
 
 from lstm_cli.core import Array
-from lstm_cli.errors import OutputError
+from lstm_cli.errors import InputError, OutputError
 from lstm_cli.io.arrays import cast_checked
 from lstm_cli.io.atomic import check_writable, is_stdout, output_suffix
 from lstm_cli.params import LSTMParams
@@ -23,6 +24,13 @@ from .inputs import resolve_run_inputs
 from .output import check_export, emit, use_pretty
 
 PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
+
+
+class Backend(str, enum.Enum):
+    numpy = "numpy"
+    compiled = "compiled"
+    auto = "auto"
+
 
 if TYPE_CHECKING:
     from lstm_cli.io.npystream import ArraySequence, NpyStream
@@ -55,6 +63,7 @@ def _run_steps(
     dtype: str,
     xs_source: str,
     chunk_steps: int | None,
+    backend: str,
     keep: bool,
     gates: bool,
     sink: SpilledNpz | None,
@@ -79,7 +88,7 @@ def _run_steps(
         for part in iter_sequence(
             cell, chunks(steps), states.get("h_prev"), states.get("c_prev"),
             dtype=dtype, return_sequences=keep or sink is not None or bool(watchers),
-            return_gates=gates or bool(watchers), chunk_steps=steps,
+            return_gates=gates or bool(watchers), chunk_steps=steps, backend=backend,
         ):  # fmt: skip
             if sink is not None and part.h_seq is not None and part.c_seq is not None:
                 sink.append("h_seq", part.h_seq)
@@ -158,6 +167,16 @@ def run(
         int | None,
         typer.Option(min=1, help="Steps read and projected at once. Default: about 4 MiB of work."),
     ] = None,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="The step loop: numpy (the reference), compiled (the optional C kernel, plain "
+            "cells only) or auto (compiled when installed and the cell is plain).",
+        ),
+    ] = Backend.auto,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Say on stderr which backend runs.")
+    ] = False,
     export_view: opt.ExportViewOpt = None,
     plot: Annotated[
         Path | None,
@@ -195,10 +214,12 @@ def run(
     cell = opt.cast_cell(
         param_set.params, dtype.value, label, param_set.bias_halves
     )  # variants included
+    _backend(backend.value, cell, None, verbose=False)  # refused before reading the inputs
     inputs, T, B = resolve_run_inputs(
         xs, {"h_prev": h, "c_prev": c}, cell.n_features, cell.n_hidden, label, batch_first,
         max_bytes=max_bytes,
     )  # fmt: skip
+    chosen = _backend(backend.value, cell, B, verbose)
     streamed = out is not None and output_suffix(out) == ".npz"
     sink = _sink(out, T, B, cell.n_hidden, dtype.value, gates, batch_first) if streamed else None
     with closing(inputs.xs), ExitStack() as stack:  # closed on every way out, Ctrl-C included
@@ -211,7 +232,7 @@ def run(
         watchers = [w for w in (trace, buckets) if w is not None]
         h_next, c_next, kept = _run_steps(
             cell, inputs.xs, states, T, B, batch_first, dtype.value, inputs.sources["xs"],
-            chunk_steps, keep=out is not None and not streamed, gates=gates, sink=sink,
+            chunk_steps, chosen, keep=out is not None and not streamed, gates=gates, sink=sink,
             watchers=watchers,
         )  # fmt: skip
         if not (np.all(np.isfinite(h_next)) and np.all(np.isfinite(c_next))):
@@ -239,9 +260,36 @@ def run(
         "h_next": state_shape,
     }  # fmt: skip
     sources = {"h_prev": "zeros", "c_prev": "zeros", **inputs.sources, "params": label}
-    notes = [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
+    notes = opt.precision_notes(param_set.params, dtype.value)
+    notes += [f"Saved h_seq, c_seq{', gates' if gates else ''} to {out}."] if out else []
     report = RunReport(h_next, c_next, T, B, dtype.value, shapes, sources, out, notes, trace, width)
     emit(report, pretty, export_view, force)
+
+
+def _backend(asked: str, cell: LSTMParams, B: int | None, verbose: bool) -> str:
+    """The backend that runs (``compiled`` unavailable or a variant cell: an input error)."""
+    from lstm_cli.compiled import choose, kernel_path
+
+    plain = cell.is_plain
+    try:
+        chosen = choose(asked, plain, cell.n_hidden, B or 1)
+    except ValueError as e:
+        raise InputError(f"--backend {asked}: {e}") from None
+    if verbose:
+        where = f" ({kernel_path()})" if chosen == "compiled" else ""
+        why = "" if asked != "auto" else f" (auto: {_auto_reason(chosen, plain)})"
+        typer.echo(f"backend: {chosen}{where}{why}", err=True)
+    return chosen
+
+
+def _auto_reason(chosen: str, plain: bool) -> str:
+    from lstm_cli.compiled import AUTO_MAX_HIDDEN, available
+
+    if chosen == "compiled":
+        return f"a plain cell, B = 1, H <= {AUTO_MAX_HIDDEN}"
+    if not available():
+        return "no compiled kernel installed"
+    return "a variant cell" if not plain else f"a batch or H > {AUTO_MAX_HIDDEN}"
 
 
 def _save_sequences(

@@ -77,15 +77,13 @@ def step(
         lambda: not params_took_stdin and stdin_is_piped(), max_bytes,
     )  # fmt: skip
     cell = opt.cast_cell(param_set.params, dtype.value, label, param_set.bias_halves)
-    inputs = {
-        k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()
-    }
+    inputs = {k: cast_checked(v, dtype.value, k, found.sources[k]) for k, v in found.arrays.items()}
     result = cell.step(inputs["x_t"], inputs["h_prev"], inputs["c_prev"])
     if not (np.all(np.isfinite(result.h_next)) and np.all(np.isfinite(result.c_next))):
         raise OutputError(
             f"the result overflowed {dtype.value} (c_next is not finite): inputs too large"
         )
-    notes = list(found.notes)
+    notes = [*opt.precision_notes(param_set.params, dtype.value), *found.notes]
     if out is not None:
         from lstm_cli.io.atomic import is_stdout
         from lstm_cli.io.paramfiles import save_result

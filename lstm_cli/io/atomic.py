@@ -237,7 +237,9 @@ def output_suffix(path: Path | str, allowed: tuple[str, ...] = ARRAY_SUFFIXES) -
         return suffix
     known = ", ".join(allowed)
     framework = FOREIGN_SUFFIXES.get(suffix)
-    what = f"writing {framework}'s {suffix} files is not supported" if framework else (
-        f"unknown output format {suffix!r}"
+    what = (
+        f"writing {framework}'s {suffix} files is not supported"
+        if framework
+        else (f"unknown output format {suffix!r}")
     )
     raise InputError(f"{path}: {what}; write one of {known}")

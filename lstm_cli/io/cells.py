@@ -93,11 +93,26 @@ def choose_cell(
 ) -> tuple[Candidate, CellId]:
     """The candidate narrowed to the one cell ``choice`` names (its keys those of that cell),
     and the cell. Refused when the choice names none, or leaves several open."""
-    choice = choice or CellChoice()
     cells = torch_cells(candidate, keys)
-    chosen = [c for c in cells if choice.admits(c)]
     label = "native cell" if candidate.layout == "native" else candidate.spec.label
-    what = f"{candidate.prefix or 'the'} {label}"
+    cell = pick_cell(cells, choice, source, f"{candidate.prefix or 'the'} {label}")
+    if candidate.spec.flavour != "lstm":
+        return candidate, cell
+    spec = Spec(
+        "pytorch",
+        "lstm",
+        tuple(n + cell.suffix for n in TORCH_CELL_NAMES[:2]),
+        tuple(n + cell.suffix for n in TORCH_CELL_NAMES[2:]),
+        "nn.LSTM",
+    )
+    return Candidate(spec, candidate.prefix), cell
+
+
+def pick_cell(cells: list[CellId], choice: CellChoice | None, source: str, what: str) -> CellId:
+    """The one cell of ``cells`` that ``choice`` names. Refused when it names none, or leaves
+    several open (nothing is read silently as the first cell)."""
+    choice = choice or CellChoice()
+    chosen = [c for c in cells if choice.admits(c)]
     names = ", ".join(c.name for c in cells)
     if not chosen:
         raise InputError(
@@ -110,17 +125,7 @@ def choose_cell(
             f"{_count(directions, 'direction')}); none is read silently",
             Hint.PICK_CELL,
         )
-    cell = chosen[0]
-    if candidate.spec.flavour != "lstm":
-        return candidate, cell
-    spec = Spec(
-        "pytorch",
-        "lstm",
-        tuple(n + cell.suffix for n in TORCH_CELL_NAMES[:2]),
-        tuple(n + cell.suffix for n in TORCH_CELL_NAMES[2:]),
-        "nn.LSTM",
-    )
-    return Candidate(spec, candidate.prefix), cell
+    return chosen[0]
 
 
 def one_cell(choice: CellChoice | None, source: str, what: str) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lstm_cli.core import Array
@@ -11,27 +12,44 @@ from lstm_cli.layouts import from_onnx
 from lstm_cli.params import FORMAT_VERSION, ParamSet
 
 from .arrays import as_float_array
-from .cells import CellChoice, one_cell
+from .cells import CellChoice, CellId, pick_cell
+from .onnxdata import read_external
+from .safeload import DEFAULT_MAX_BYTES
 
 # ONNX LSTM inputs by position: X, W, R, B, sequence_lens, initial_h, initial_c, P.
 _ONNX_LSTM_INPUTS = {"W": 1, "R": 2, "B": 3, "P": 7}
+# The cells of a node by its direction attribute: index in W's first axis, and the cell.
+_DIRECTION_CELLS = {
+    "forward": (CellId(0),),
+    "reverse": (CellId(0, reverse=True),),
+    "bidirectional": (CellId(0), CellId(0, reverse=True)),
+}
 
 
 def load_onnx_model(
-    data: bytes, source: str, node_name: str | None = None, cell: CellChoice | None = None
+    data: bytes,
+    source: str,
+    node_name: str | None = None,
+    cell: CellChoice | None = None,
+    folder: Path | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> ParamSet:
     """The first LSTM node of an ONNX model (or the one named ``node_name``): its W, R, B, P
-    initializers and its clip / input_forget attributes. Needs the optional ``onnx`` package.
-    ``cell`` may only name its one cell (layer 0, forward)."""
-    one_cell(cell, source, "an ONNX LSTM node")
+    initializers (inline, or in external data files inside ``folder``, the model's folder) and
+    its clip / input_forget attributes. Needs the optional ``onnx`` package. A node of direction
+    ``bidirectional`` holds two cells (forward, reverse): ``cell`` picks one. ``layout`` 1
+    (batch-first X and Y) changes no weight, and is read like 0."""
     model = _parse(data, source)
     import onnx
 
     node = _lstm_node(model.graph, source, node_name)
     label = f"{source}: LSTM node {node.name!r}" if node.name else f"{source}: LSTM node"
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    _check_attributes(attrs, label)
-    arrays = _initializers(model.graph, node, label, source)
+    cells = _check_attributes(attrs, label)
+    chosen = pick_cell(list(cells), cell, source, f"LSTM node {node.name!r}")
+    index = cells.index(chosen)
+    arrays = _initializers(model.graph, node, label, source, folder, max_bytes)
+    arrays = {k: _direction(v, k, index, len(cells), label) for k, v in arrays.items()}
     clip = attrs.get("clip")
     params = from_onnx(
         arrays["W"],
@@ -49,6 +67,8 @@ def load_onnx_model(
         "format_version": FORMAT_VERSION,
         "source_layout": "onnx",
         "onnx_node": node.name,
+        "source_cell": {"layer": 0, "direction": chosen.direction},
+        "source_cells": len(cells),
         "n_features": params.n_features,
         "n_hidden": params.n_hidden,
         **params.variant.to_meta(),
@@ -56,7 +76,19 @@ def load_onnx_model(
     return ParamSet(params=params, meta=meta)
 
 
-def describe_onnx_model(data: bytes, source: str) -> list[dict[str, Any]]:
+def _direction(arr: Array, name: str, index: int, n_cells: int, label: str) -> Array:
+    """One direction's slice (1, ...) of a node's array (D, ...)."""
+    if arr.ndim < 1 or arr.shape[0] != n_cells:
+        raise InputError(
+            f"{label}: {name} has shape {arr.shape}; its direction holds {n_cells} "
+            f"(num_directions = {n_cells})"
+        )
+    return arr[index : index + 1]
+
+
+def describe_onnx_model(
+    data: bytes, source: str, folder: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> list[dict[str, Any]]:
     """Every LSTM node of an ONNX model, as :class:`~lstm_cli.io.survey.LstmInfo` fields."""
     import onnx
 
@@ -67,9 +99,11 @@ def describe_onnx_model(data: bytes, source: str) -> list[dict[str, Any]]:
     ):
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         label = f"{source}: LSTM node {node.name!r}"
-        arrays = _initializers(model.graph, node, label, source)
-        D, H4, F = arrays["W"].shape if arrays["W"].ndim == 3 else (0, 0, 0)
         direction = attrs.get("direction", b"forward")
+        direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+        cells = _DIRECTION_CELLS.get(direction, ())
+        arrays = _initializers(model.graph, node, label, source, folder, max_bytes)
+        D, H4, F = arrays["W"].shape if arrays["W"].ndim == 3 else (0, 0, 0)
         variants = ["peepholes"] if "P" in arrays else []
         if attrs.get("clip") is not None:
             variants.append(f"clip {float(attrs['clip'])}")
@@ -89,9 +123,7 @@ def describe_onnx_model(data: bytes, source: str) -> list[dict[str, Any]]:
                 "dtype": str(arrays["W"].dtype),
                 "variants": tuple(variants),
                 "proj_size": None,
-                "cells": ("forward", "reverse")
-                if D == 2
-                else ((direction.decode() if isinstance(direction, bytes) else str(direction)),),
+                "cells": tuple(c.direction for c in cells),
             }
         )
     return out
@@ -125,24 +157,34 @@ def _lstm_node(graph: Any, source: str, node_name: str | None) -> Any:
     return lstms[0]
 
 
-def _check_attributes(attrs: dict[str, Any], label: str) -> None:
-    """Refuse what this cell does not compute: another direction, other activations."""
+def _check_attributes(attrs: dict[str, Any], label: str) -> tuple[CellId, ...]:
+    """The node's cells by its direction; refuse what this cell does not compute: other
+    activations, an unknown direction or layout."""
     direction = attrs.get("direction", b"forward")
     direction = direction.decode() if isinstance(direction, bytes) else str(direction)
-    if direction != "forward":
-        raise InputError(f"{label} has direction {direction!r}; only 'forward' is read")
+    cells = _DIRECTION_CELLS.get(direction)
+    if cells is None:
+        raise InputError(
+            f"{label} has direction {direction!r}; expected forward, reverse or bidirectional"
+        )
     acts = [a.decode() if isinstance(a, bytes) else str(a) for a in attrs.get("activations", [])]
-    if acts and [a.lower() for a in acts] != ["sigmoid", "tanh", "tanh"]:
+    if acts and [a.lower() for a in acts] != ["sigmoid", "tanh", "tanh"] * len(cells):
         raise InputError(
             f"{label} uses activations {acts}; this tool's cell is Sigmoid, Tanh, Tanh"
         )
     input_forget = attrs.get("input_forget", 0)
     if input_forget not in (0, 1):
         raise InputError(f"{label}: input_forget is {input_forget}, expected 0 or 1")
+    if attrs.get("layout", 0) not in (0, 1):
+        raise InputError(f"{label}: layout is {attrs['layout']}, expected 0 or 1")
+    return cells
 
 
-def _initializers(graph: Any, node: Any, label: str, source: str) -> dict[str, Array]:
-    """W, R (required), B and P (optional) of ``node``, stored as initializers in the model."""
+def _initializers(
+    graph: Any, node: Any, label: str, source: str, folder: Path | None, max_bytes: int
+) -> dict[str, Array]:
+    """W, R (required), B and P (optional) of ``node``, stored as initializers in the model
+    or in external data files inside ``folder``."""
     import onnx
     from onnx import numpy_helper
 
@@ -160,7 +202,10 @@ def _initializers(graph: Any, node: Any, label: str, source: str) -> dict[str, A
                 f"{label}: {name} ({input_name!r}) is not an initializer stored in the model"
             )
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            raise InputError(f"{label}: {name} is stored in an external file, not read")
+            arrays[name] = as_float_array(
+                read_external(tensor, name, label, folder, max_bytes), name, source
+            )
+            continue
         try:
             raw = numpy_helper.to_array(tensor)
         except Exception as e:

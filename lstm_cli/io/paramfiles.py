@@ -23,6 +23,14 @@ from .arrays import as_float_array
 from .atomic import PARAM_SUFFIXES, output_suffix, save_npz, write_bytes
 from .cells import CellChoice
 from .jsonio import dumps, json_list, reject_constant
+from .kerasfile import (
+    HDF5_MAGIC,
+    KERAS_SUFFIXES,
+    KerasLstm,
+    is_keras_archive,
+    keras_param_set,
+    read_keras,
+)
 from .reader import NPY_MAGIC, ZIP_MAGIC, check_readable, is_regular_file, read_file
 from .torchfile import TORCH_SUFFIXES, is_torch_legacy, is_torch_zip, open_checkpoint
 
@@ -86,7 +94,9 @@ class LstmReader(Protocol[T]):
         source: str,
     ) -> T: ...
 
-    def onnx(self, data: bytes, source: str) -> T: ...
+    def onnx(self, data: bytes, source: str, folder: Path | None, max_bytes: int) -> T: ...
+
+    def keras(self, lstms: list[KerasLstm], source: str) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -106,10 +116,13 @@ class _Pick:
     ) -> ParamSet:
         return _param_set_from(keys, get, get_meta, source, self.layout, self.key_prefix, self.cell)
 
-    def onnx(self, data: bytes, source: str) -> ParamSet:
+    def onnx(self, data: bytes, source: str, folder: Path | None, max_bytes: int) -> ParamSet:
         from .onnxfile import load_onnx_model  # on use: needs the optional onnx package
 
-        return load_onnx_model(data, source, self.key_prefix, self.cell)
+        return load_onnx_model(data, source, self.key_prefix, self.cell, folder, max_bytes)
+
+    def keras(self, lstms: list[KerasLstm], source: str) -> ParamSet:
+        return keras_param_set(lstms, source, self.key_prefix, self.cell)
 
 
 def read_lstm_file(path: Path, max_bytes: int, reader: LstmReader[T]) -> T:
@@ -132,9 +145,12 @@ def read_lstm_file(path: Path, max_bytes: int, reader: LstmReader[T]) -> T:
     if path.suffix.lower() == ONNX_SUFFIX:
         if reader.layout not in (None, "onnx"):
             raise InputError(f"{source}: an .onnx model holds an onnx LSTM, not {reader.layout}")
-        return reader.onnx(read_file(path, max_bytes), source)
+        return reader.onnx(read_file(path, max_bytes), source, path.parent, max_bytes)
     if head.startswith(NPY_MAGIC):
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
+    if path.suffix.lower() in KERAS_SUFFIXES or head.startswith(HDF5_MAGIC):
+        _keras_layout(reader.layout, source)
+        return reader.keras(read_keras(path, source, max_bytes), source)
     if _is_safetensors(head) or path.suffix.lower() == SAFETENSORS_SUFFIX:
         return _load_safetensors(path, max_bytes, reader)
     if _is_torch(path, head):
@@ -164,7 +180,10 @@ def _load_buffered(data: bytes, source: str, max_bytes: int, reader: LstmReader[
         raise InputError(f"{source}: is a single .npy array; a params file is a .npz archive")
     named_onnx = reader.layout == "onnx" or source.lower().endswith(ONNX_SUFFIX)
     if named_onnx and not data.startswith(ZIP_MAGIC) and not _is_safetensors(data):
-        return reader.onnx(data, source)
+        return reader.onnx(data, source, None, max_bytes)
+    if data.startswith(HDF5_MAGIC) or (data.startswith(ZIP_MAGIC) and _is_keras_zip(data)):
+        _keras_layout(reader.layout, source)
+        return reader.keras(read_keras(io.BytesIO(data), source, max_bytes), source)
     if _is_safetensors(data):
         import tempfile
 
@@ -181,6 +200,19 @@ def _load_buffered(data: bytes, source: str, max_bytes: int, reader: LstmReader[
         )
     with safeload.NpzReader(io.BytesIO(data), max_bytes, source) as npz:
         return _param_set_from_npz(npz, source, reader)
+
+
+def _keras_layout(layout: str | None, source: str) -> None:
+    if layout not in (None, "keras"):
+        raise InputError(f"{source}: a Keras file holds keras LSTMs, not {layout}")
+
+
+def _is_keras_zip(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            return is_keras_archive(z.namelist())
+    except Exception:  # a damaged zip: the .npz reader says what is wrong
+        return False
 
 
 def _is_torch_zip(f: IO[bytes] | Path) -> bool:

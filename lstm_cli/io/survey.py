@@ -14,10 +14,11 @@ from typing import Any
 
 from lstm_cli.core import Array
 from lstm_cli.errors import InputError
-from lstm_cli.layouts import Candidate, find_candidates
+from lstm_cli.layouts import Candidate, find_candidates, refuse_gru
 from lstm_cli.params import Variant
 
 from .cells import shape_of, torch_cells
+from .kerasfile import KerasLstm, describe_keras
 from .paramfiles import read_lstm_file
 
 NATIVE_META = ("native", "onnx")  # the layouts whose files store variant switches in meta
@@ -60,13 +61,17 @@ class _Survey:
         for c in find_candidates(keys - {"meta"}):
             meta_key = c.key("meta") if c.key("meta") in keys else "meta"
             meta = get_meta(meta_key) if meta_key in keys and c.layout in NATIVE_META else {}
-            found.append(_describe(c, keys, get, Variant.switches_from_meta(meta, source)))
+            switches = Variant.switches_from_meta(meta, source)
+            found.append(_describe(c, keys, get, switches, source))
         return found
 
-    def onnx(self, data: bytes, source: str) -> list[LstmInfo]:
+    def keras(self, lstms: list[KerasLstm], source: str) -> list[LstmInfo]:
+        return [LstmInfo(**info) for info in describe_keras(lstms)]
+
+    def onnx(self, data: bytes, source: str, folder: Path | None, max_bytes: int) -> list[LstmInfo]:
         from .onnxfile import describe_onnx_model
 
-        return [LstmInfo(**info) for info in describe_onnx_model(data, source)]
+        return [LstmInfo(**info) for info in describe_onnx_model(data, source, folder, max_bytes)]
 
 
 def survey_file(path: Path, max_bytes: int) -> list[LstmInfo]:
@@ -76,12 +81,18 @@ def survey_file(path: Path, max_bytes: int) -> list[LstmInfo]:
 
 
 def _describe(
-    c: Candidate, keys: set[str], get: Callable[[str], Array], switches: tuple[float | None, bool]
+    c: Candidate,
+    keys: set[str],
+    get: Callable[[str], Array],
+    switches: tuple[float | None, bool],
+    source: str,
 ) -> LstmInfo:
     cells = torch_cells(c, keys)
     layers, directions = shape_of(cells)
     w_in, w_rec = (get(c.key(n)) for n in c.spec.required[:2])
     proj = None
+    if c.layout != "native":
+        refuse_gru(w_rec, c.key(c.spec.required[1]), c.layout == "keras", source)
     if c.layout == "native":  # Wf (H, H + F)
         H, F = w_in.shape[0], w_in.shape[1] - w_in.shape[0]
     elif c.layout == "pytorch":  # weight_ih (4H, F)

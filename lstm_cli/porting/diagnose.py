@@ -4,6 +4,11 @@ Non-finite outputs where the reference is finite point at an overflowing exp (a 
 or tanh). Then the known mistakes (:mod:`.mistakes`) are replayed, and those whose outputs
 match the user's on every case are reported; when none does, the diagnosis says where the
 difference first appears.
+
+When ONNX-variant cases fail too, every mistake is first tried on every case family at once:
+one that matches all of them (float32 arithmetic, for an engine such as onnxruntime that
+computes the variants right in float32) is the whole verdict. Otherwise the diagnoses per
+family are ranked by how many failing cases each explains.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class Diagnosis:
     detail: str
     explains: str
     matched: bool = True
+    cases_explained: int = 0  # failing cases the mistake reproduces (0 when unmatched)
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,43 @@ def diagnose(
     if not failing:
         return []
     found = _diagnose_nonfinite(run, failing)
-    found += _diagnose_variants(run)
-    found += _diagnose_standard(run, layout)
-    return found
+    everywhere = _diagnose_everywhere(run, layout, failing)
+    if everywhere:
+        return found + everywhere
+    ranked = _merge(_diagnose_standard(run, layout) + _diagnose_variants(run, layout))
+    return found + sorted(ranked, key=lambda d: -d.cases_explained)
+
+
+def _merge(found: Sequence[Diagnosis]) -> list[Diagnosis]:
+    """One diagnosis per matched culprit found in several families, its counts summed."""
+    out: dict[str, Diagnosis] = {}
+    for d in found:
+        key = d.culprit if d.matched else f"{id(d)}"
+        if key in out:
+            prev = out[key]
+            out[key] = Diagnosis(d.culprit, d.detail, f"{prev.explains}; {d.explains}",
+                                 True, prev.cases_explained + d.cases_explained)  # fmt: skip
+        else:
+            out[key] = d
+    return list(out.values())
+
+
+def _diagnose_everywhere(run: _Run, layout: Signature, failing: Sequence[int]) -> list[Diagnosis]:
+    """With failing variant cases: the first known mistake matching every usable case of
+    every family (standard and variants alike)."""
+    cases = run.cases
+    if all(cases[k].variant == "standard" for k in failing):
+        return []
+    usable = [k for k in range(len(cases)) if run.outcomes[k].finite]
+    explained = [k for k in failing if k in usable]
+    if not explained:
+        return []
+    families = sorted({cases[k].variant for k in usable})
+    for hyp in hypotheses(layout):
+        if all(run.agrees(k, hyp) for k in usable):
+            scope = f"all {len(usable)} cases ({', '.join(families)})"
+            return [Diagnosis(hyp.culprit, hyp.detail, scope, cases_explained=len(explained))]
+    return []
 
 
 def _diagnose_nonfinite(run: _Run, failing: Sequence[int]) -> list[Diagnosis]:
@@ -95,7 +135,7 @@ def _diagnose_nonfinite(run: _Run, failing: Sequence[int]) -> list[Diagnosis]:
         detail = "NaN/inf where the reference is finite"
     if warned:
         detail += f" ({warned[0]})"
-    return [Diagnosis(culprit, detail, f"{names}{more}")]
+    return [Diagnosis(culprit, detail, f"{names}{more}", cases_explained=len(nonfinite))]
 
 
 def _diagnose_standard(run: _Run, layout: Signature) -> list[Diagnosis]:
@@ -121,7 +161,7 @@ def _diagnose_standard(run: _Run, layout: Signature) -> list[Diagnosis]:
     scope = f"all {len(usable)} cases" + (
         " with finite outputs" if len(usable) < len(cases) else ""
     )
-    found = [Diagnosis(hyp.culprit, hyp.detail, scope) for hyp in matches[:3]]
+    found = [Diagnosis(hyp.culprit, hyp.detail, scope, cases_explained=n_f) for hyp in matches[:3]]
     if matches:
         return found
     if best[1] is not None and best[0] * 2 >= n_f:
@@ -129,12 +169,14 @@ def _diagnose_standard(run: _Run, layout: Signature) -> list[Diagnosis]:
         return [Diagnosis(
             f"partly: {hyp.culprit}", hyp.detail,
             f"{best[0]} of {n_f} failing cases (something else is wrong too)",
+            cases_explained=best[0],
         )]  # fmt: skip
     return [_fallback(run, usable_failing)]
 
 
-def _diagnose_variants(run: _Run) -> list[Diagnosis]:
-    """Per ONNX variant with failing cases: the known mistake matching all its cases."""
+def _diagnose_variants(run: _Run, layout: Signature) -> list[Diagnosis]:
+    """Per ONNX variant with failing cases: the known mistake matching all its cases (the
+    variant's own mistakes first, then every other, float32 arithmetic included)."""
     cases, outcomes = run.cases, run.outcomes
     found = []
     for variant in sorted({c.variant for c in cases} - {"standard"}):
@@ -152,17 +194,20 @@ def _diagnose_variants(run: _Run) -> list[Diagnosis]:
             ))  # fmt: skip
             continue
         usable = [k for k in ks if outcomes[k].finite]
+        own = variant_hypotheses(cases[ks[0]].cell.variant)
         match = next(
             (
                 hyp
-                for hyp in variant_hypotheses(cases[ks[0]].cell.variant)
+                for hyp in [*own, *hypotheses(layout)]
                 if usable and all(run.agrees(k, hyp) for k in usable)
             ),
             None,
         )
         if match is not None:
-            found.append(Diagnosis(f"variant {variant}: {match.culprit}", match.detail,
-                                   f"all {len(usable)} {variant} cases"))  # fmt: skip
+            name = f"variant {variant}: {match.culprit}" if match in own else match.culprit
+            found.append(Diagnosis(name, match.detail,
+                                   f"all {len(usable)} {variant} cases",
+                                   cases_explained=sum(k in usable for k in failing)))  # fmt: skip
         else:
             found.append(Diagnosis(
                 f"variant {variant}: its equations",

@@ -74,6 +74,7 @@ class GradReport:
             "dtype": self.dtype,
             "sources": dict(self.sources),
             "variant": self.cell.variant.switches(),
+            "notes": list(self.notes),
         }
         if self.rows is not None:
             payload["check"] = self._check_json()

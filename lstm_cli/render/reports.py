@@ -100,6 +100,7 @@ class StepReport:
             "dtype": self.dtype,
             "sources": dict(self.sources),
             "variant": self.cell.variant.switches(),
+            "notes": list(self.notes),
         }
 
     def rows(self) -> list[ShapeRow]:
@@ -150,6 +151,7 @@ class RunReport:
             "shapes": dict(self.shapes),
             "sources": dict(self.sources),
             "out": None if self.out is None else str(self.out),
+            "notes": list(self.notes),
         }
 
     def view(self) -> RenderableType:

@@ -81,7 +81,8 @@ def _arrays() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"direction": "reverse"}, "direction 'reverse'; only 'forward' is read"),
+        ({"direction": "sideways"}, "expected forward, reverse or bidirectional"),
+        ({"layout": 2}, "layout is 2, expected 0 or 1"),
         ({"activations": ["Sigmoid", "Relu", "Tanh"]}, "uses activations"),
         ({"hidden_size": H + 1}, f"hidden_size is {H + 1} but R holds H = {H}"),
         ({"input_forget": 2}, "input_forget is 2, expected 0 or 1"),
@@ -115,8 +116,9 @@ def test_refused_files(tmp_path: Path):
         paramfiles.load_param_set(tmp_path / "nan.onnx", layout="keras")
 
 
-def test_external_data_is_not_followed(tmp_path: Path):
-    save_model(tmp_path / "m.onnx", _arrays())
+def test_external_data_beside_the_model_is_read(tmp_path: Path):
+    cell = make_cell(4).astype("float32")
+    save_model(tmp_path / "m.onnx", export_arrays(cell, "onnx"))
     model = onnx.load(str(tmp_path / "m.onnx"))
     onnx.save_model(
         model,
@@ -126,5 +128,11 @@ def test_external_data_is_not_followed(tmp_path: Path):
         location="weights.bin",
         size_threshold=0,
     )
-    with pytest.raises(InputError, match="is stored in an external file, not read"):
-        paramfiles.load_param_set(tmp_path / "ext.onnx")
+    ps = paramfiles.load_param_set(tmp_path / "ext.onnx")
+    for k, v in cell.all_arrays().items():
+        assert ps.params.all_arrays()[k].tobytes() == v.tobytes()
+    with (
+        (tmp_path / "ext.onnx").open("rb") as f,
+        pytest.raises(InputError, match="read only beside a model opened by its path"),
+    ):
+        paramfiles._load_buffered(f.read(), "stdin", 1 << 20, paramfiles._Pick("onnx", None, None))
