@@ -11,9 +11,10 @@ import numpy as np
 import typer
 
 from lstm_cli.core import Array
-from lstm_cli.errors import InputError, OutputError
+from lstm_cli.errors import Hint, InputError, OutputError
 from lstm_cli.io.arrays import cast_checked
 from lstm_cli.io.atomic import is_stdout
+from lstm_cli.io.reader import stdin_is_piped
 
 from . import options as opt
 from .output import emit
@@ -112,6 +113,8 @@ def run_stacked(
     layers, reverse = load_layers(source, dtype, max_bytes)
     L, D = len(layers), len(layers[0])
     F, H = layers[0][0].n_features, layers[0][0].n_hidden
+    if xs_spec is None and not stdin_is_piped():
+        raise InputError("xs is missing: a stack runs over a sequence", Hint.GIVE_XS)
     xs = cast_checked(read_array(xs_spec or "-", "xs", max_bytes), dtype, "xs", xs_spec or "-")
     if xs.ndim not in (2, 3) or xs.shape[-1] != F or xs.shape[0] == 0:
         raise InputError(f"xs has shape {xs.shape}, expected (T, {F}) or (T, B, {F}), T >= 1 "
