@@ -104,3 +104,14 @@ def test_keras_and_no_params_refused(runner, in_tmp):
     keras = ["run", "--params", str(DATA / "keras_model.keras"), "--stack", "--xs", "xs.npy"]
     result = runner.invoke(app, keras)
     assert result.exit_code == 2 and "a Keras file is not run as a stack" in result.output
+
+
+def test_a_layer_that_does_not_read_the_layer_below_is_refused(runner, in_tmp):
+    with np.load(DATA / "torch_lstm_2x2.npz") as f:
+        arrays = dict(f)
+    arrays["weight_ih_l1"] = arrays["weight_ih_l1"][:, :3]  # F = 3, not D*H = 4
+    np.savez("bad.npz", **arrays)
+    np.save("xs.npy", outputs()["xs"])
+    result = runner.invoke(app, ["run", "--params", "bad.npz", "--stack", "--xs", "xs.npy"])
+    assert result.exit_code == 2
+    assert "layer 1 cell 0 has F = 3, H = 2; a stack of 2 direction(s) needs F = 4" in result.output

@@ -91,9 +91,23 @@ def load_layers(
          for ps in cells]
         for cells in sets
     ]  # fmt: skip
+    _check_shapes(layers, label)
     first = sets[0][0].meta.get("source_cell")
     reverse = len(sets[0]) == 1 and isinstance(first, dict) and first.get("direction") == "reverse"
     return layers, reverse
+
+
+def _check_shapes(layers: list[list[LSTMParams]], label: str) -> None:
+    """Every cell of H units; layer k > 0 reading D*H features (the layer below's output)."""
+    D, H = len(layers[0]), layers[0][0].n_hidden
+    for k, cells in enumerate(layers):
+        for d, cell in enumerate(cells):
+            F = layers[0][0].n_features if k == 0 else D * H
+            if len(cells) != D or (cell.n_features, cell.n_hidden) != (F, H):
+                raise InputError(
+                    f"{label}: layer {k} cell {d} has F = {cell.n_features}, H = "
+                    f"{cell.n_hidden}; a stack of {D} direction(s) needs F = {F}, H = {H}"
+                )
 
 
 def run_stacked(
