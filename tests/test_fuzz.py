@@ -209,6 +209,9 @@ def test_random_command_lines_never_crash(
             assert load_file(str(leftover)), leftover
         elif leftover.suffix == ".json" and leftover.is_file():  # results, vectors' cases
             assert json.loads(leftover.read_text()) is not None, leftover
+        elif leftover.suffix in (".txt", ".svg") and leftover.is_file():  # --export-view
+            text = leftover.read_text()
+            assert text.strip() and (leftover.suffix == ".txt" or "<svg" in text), leftover
         elif leftover.is_file():
             assert zipfile.is_zipfile(leftover), leftover
 

@@ -220,18 +220,22 @@ def cell_label(path: str, meta: dict[str, Any]) -> str:
 def load_cell(source: CellSource, max_bytes: int) -> tuple[ParamSet, str]:
     """:func:`load_params`, then the variant options applied (--clip, --no-clip,
     --input-forget/--no-input-forget, --no-peepholes): what step, run and grad compute with."""
-    if source.clip is not None and source.no_clip:
-        raise typer.BadParameter("--clip and --no-clip exclude each other")
     param_set, label = load_params(
         source.params, max_bytes, source.layout, source.key_prefix, source.layer, source.direction
     )
-    cell = param_set.params.with_variant(
+    return dataclasses.replace(param_set, params=apply_variants(param_set.params, source)), label
+
+
+def apply_variants(cell: LSTMParams, source: CellSource) -> LSTMParams:
+    """The cell with the variant options applied (--clip, --no-clip, --input-forget, ...)."""
+    if source.clip is not None and source.no_clip:
+        raise typer.BadParameter("--clip and --no-clip exclude each other")
+    return cell.with_variant(
         clip=source.clip,
         input_forget=source.input_forget,
         drop_clip=source.no_clip,
         drop_peepholes=source.no_peepholes,
     )
-    return dataclasses.replace(param_set, params=cell), label
 
 
 def cast_cell(

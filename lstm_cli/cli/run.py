@@ -22,6 +22,7 @@ from lstm_cli.render.reports import RunReport
 from . import options as opt
 from .inputs import resolve_run_inputs
 from .output import check_export, emit, use_pretty
+from .stack import refuse_stack_options, run_stacked
 
 PROGRESS_MIN_STEPS = 20_000  # shorter runs end before a progress bar would help
 
@@ -186,6 +187,15 @@ def run(
             "optional extra plot).",
         ),
     ] = None,
+    whole: Annotated[
+        bool,
+        typer.Option(
+            "--stack",
+            help="Run every layer and direction of the file's LSTM (nn.LSTM, an ONNX node) as "
+            "the framework does: prints h_n, c_n (L*D, [B,] H); --h/--c are (L*D, [B,] H); "
+            "--out saves y (T, [B,] D*H), h_n, c_n and each layer's output y_l0, y_l1, ...",
+        ),
+    ] = False,
     force: opt.ForceOpt = False,
     max_input_mb: opt.MaxInputOpt = opt.DEFAULT_MAX_INPUT_MB,
     json_: opt.JsonOpt = False,
@@ -210,6 +220,9 @@ def run(
     pretty = use_pretty(json_, pretty)
     _check_outputs(out, gates, export_view, plot, force)
     max_bytes = max_input_mb << 20
+    if whole:  # every layer and direction: cli/stack.py
+        refuse_stack_options(source, gates, batch_first, plot, export_view, chunk_steps)
+        return run_stacked(source, xs, (h, c), dtype.value, out, force, max_bytes, pretty)
     param_set, label = opt.load_cell(source, max_bytes)
     cell = opt.cast_cell(
         param_set.params, dtype.value, label, param_set.bias_halves

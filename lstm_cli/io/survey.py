@@ -15,11 +15,11 @@ from typing import Any
 from lstm_cli.core import Array
 from lstm_cli.errors import InputError
 from lstm_cli.layouts import Candidate, find_candidates, refuse_gru
-from lstm_cli.params import Variant
+from lstm_cli.params import ParamSet, Variant
 
-from .cells import shape_of, torch_cells
+from .cells import DIRECTIONS, CellChoice, shape_of, torch_cells
 from .kerasfile import KerasLstm, describe_keras
-from .paramfiles import read_lstm_file
+from .paramfiles import load_param_set, read_lstm_file
 
 NATIVE_META = ("native", "onnx")  # the layouts whose files store variant switches in meta
 
@@ -125,3 +125,36 @@ def _describe(
         proj_size=proj,
         cells=tuple(cell.name for cell in cells),
     )
+
+
+def load_stack(
+    path: Path, max_bytes: int, layout: str | None = None, key_prefix: str | None = None
+) -> list[list[ParamSet]]:
+    """Every cell of one LSTM of ``path``, per layer (forward, then reverse): what
+    :func:`lstm_cli.stack.run_stack` runs, once each cell is cast. A PyTorch ``nn.LSTM``, an
+    ONNX LSTM node (one layer) or any one-cell LSTM; a Keras file is refused (its layers are
+    separate LSTMs, whose wiring the weights do not say)."""
+    found = [
+        i
+        for i in survey_file(path, max_bytes)
+        if key_prefix in (None, i.name) and layout in (None, i.layout)
+    ]
+    if found and found[0].layout == "keras":
+        raise InputError(
+            f"{path}: a Keras file is not run as a stack (its LSTM layers' wiring is in the "
+            "model, not the weights); run each layer as a cell"
+        )
+    if len(found) == 1:
+        layers, directions = found[0].layers, found[0].directions
+    else:  # none or several: the loader below says which
+        layers, directions = 1, 1
+    return [
+        [
+            load_param_set(
+                path, max_bytes, layout=layout, key_prefix=key_prefix,
+                cell=CellChoice(k, DIRECTIONS[d]) if layers * directions > 1 else None,
+            )
+            for d in range(directions)
+        ]
+        for k in range(layers)
+    ]  # fmt: skip

@@ -1,0 +1,96 @@
+"""Written from the survivors of mutation testing of lstm_cli/backward.py (docs/mutation.md):
+the refusal of a misshapen upstream gradient names the right array, and central differences
+with the default step are accurate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lstm_cli import backward
+from lstm_cli.backward import (
+    check_floor,
+    gradient_check,
+    lstm_step_backward,
+    numerical_gradient,
+)
+from lstm_cli.params import LSTMParams
+
+from .conftest import random_cell
+
+
+@pytest.mark.parametrize("name", ["dh_next", "dc_next"])
+def test_a_misshapen_upstream_is_refused_by_its_own_name(name):
+    rng = np.random.default_rng(9)
+    with pytest.raises(ValueError, match=rf"^{name} must have shape \(2,\) .*got \(5,\)$"):
+        lstm_step_backward(
+            LSTMParams(**random_cell(rng, 3, 2)),
+            rng.standard_normal(3),
+            np.zeros(2),
+            np.zeros(2),
+            **{name: np.ones(5)},
+        )
+
+
+def test_central_differences_with_the_default_step_are_accurate_on_a_cubic():
+    a = np.array([[0.5, -1.5], [2.0, 3.0]])
+
+    grad = numerical_gradient(lambda: float(np.sum(a**3)), a)
+
+    assert grad.shape == a.shape and grad.dtype == np.float64
+    np.testing.assert_allclose(grad, 3 * a**2, rtol=1e-7)
+    np.testing.assert_array_equal(a, [[0.5, -1.5], [2.0, 3.0]])  # restored
+
+
+def test_central_differences_restricted_to_entries_leave_the_others_zero():
+    a = np.array([1.0, 2.0, 3.0])
+
+    grad = numerical_gradient(lambda: float(np.sum(a**2)), a, indices=[2])
+
+    np.testing.assert_allclose(grad, [0.0, 0.0, 6.0], rtol=1e-7)
+
+
+def test_the_check_floor_follows_its_formula():
+    u = float(np.finfo(np.float64).eps)
+    expected = 10.0 * u * 3.0 / 1e-6 * np.sqrt(4) / 1e-5
+
+    assert check_floor(3.0, 4, 1e-6, 1e-5) == pytest.approx(expected, rel=1e-12)
+    assert check_floor(3.0, 0, 1e-6, 1e-5) == pytest.approx(expected / 2, rel=1e-12)
+    assert check_floor(3.0, 4, 1e-6, 0.0) == 0.0  # an exact agreement asked: no floor
+
+
+@pytest.mark.parametrize("sequence", [False, True])
+def test_the_check_uses_the_given_upstream_gradients(sequence):
+    rng = np.random.default_rng(12)
+    cell = LSTMParams(**random_cell(rng, 3, 2))
+    x = rng.standard_normal((4, 3) if sequence else 3)
+    up = {"dh_next": rng.standard_normal(2), "dc_next": rng.standard_normal(2)}
+    if sequence:
+        up["dhs"] = rng.standard_normal((4, 2))
+
+    rows = gradient_check(
+        cell, x, rng.standard_normal(2), rng.standard_normal(2), **up, sequence=sequence
+    )
+
+    assert all(r.ok and r.rel_error < 1e-6 and not r.too_small for r in rows)
+    assert all(0.0 < r.floor < 0.1 for r in rows)
+
+
+def test_a_doubled_gradient_is_reported_with_its_relative_and_absolute_error(monkeypatch):
+    real = backward._step_backward
+
+    def doubled(r, cell, dh_next, dc_next):
+        dx, dh, dc, grads = real(r, cell, dh_next, dc_next)
+        return dx, dh, dc, {**grads, "dbo": 2 * grads["dbo"]}
+
+    monkeypatch.setattr(backward, "_step_backward", doubled)
+    rng = np.random.default_rng(13)
+    cell = LSTMParams(**random_cell(rng, 3, 2))
+    x, h, c = rng.standard_normal(3), rng.standard_normal(2), rng.standard_normal(2)
+    doubled_g = lstm_step_backward(cell, x, h, c)["dbo"]  # patched too: 2 g
+
+    row = {r.name: r for r in gradient_check(cell, x, h, c)}["dbo"]
+
+    assert row.rel_error == pytest.approx(1 / 3, rel=1e-6)  # |2g - g| / (|2g| + |g|)
+    assert row.max_abs_error == pytest.approx(np.max(np.abs(doubled_g)) / 2, rel=1e-6)
+    assert not row.ok

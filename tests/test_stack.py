@@ -1,0 +1,117 @@
+"""``run --stack`` and :func:`lstm_cli.stack.run_stack`: the whole 2-layer bidirectional
+nn.LSTM of tests/data/torch_lstm_2x2.pt equals torch's own outputs (torch_lstm_2x2_out.npz,
+torch in float64) to 1e-10; a one-cell file is a 1-layer stack; the refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstm_cli.cli.app import app
+from lstm_cli.cli.options import cast_cell
+from lstm_cli.io.survey import load_stack
+from lstm_cli.sequence import run_sequence
+from lstm_cli.stack import run_stack
+
+DATA = Path(__file__).parent / "data"
+
+
+def outputs() -> dict[str, np.ndarray]:
+    with np.load(DATA / "torch_lstm_2x2_out.npz") as f:
+        return dict(f)
+
+
+@pytest.mark.parametrize("name", ["torch_lstm_2x2.pt", "torch_lstm_2x2.npz"])
+def test_the_library_stack_equals_torch(name):
+    want = outputs()
+    layers = [
+        [cast_cell(ps.params, "float64", name, ps.bias_halves) for ps in sets]
+        for sets in load_stack(DATA / name, 1 << 30)
+    ]
+    assert [len(cells) for cells in layers] == [2, 2]
+    r = run_stack(layers, want["xs"], want["h0"], want["c0"], dtype="float64")
+    for got, key in ((r.y, "y"), (r.h_n, "h_n"), (r.c_n, "c_n"), (r.layer_outputs[0], "y0")):
+        np.testing.assert_allclose(got, want[key], rtol=0, atol=1e-10)
+    unbatched = run_stack(layers, want["xs"][:, 1], want["h0"][:, 1], want["c0"][:, 1])
+    np.testing.assert_allclose(unbatched.y, want["y"][:, 1], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(unbatched.h_n, want["h_n"][:, 1], rtol=0, atol=1e-10)
+
+
+def test_a_one_cell_stack_is_run_sequence():
+    (cells,) = [[ps.params for ps in sets] for sets in load_stack(DATA / "torch_cell.pt", 1 << 30)]
+    xs = np.random.default_rng(0).standard_normal((4, 2, cells[0].n_features))
+    r = run_stack([cells], xs, dtype="float64")
+    seq = run_sequence(cells[0], xs, dtype="float64", return_sequences=True)
+    np.testing.assert_array_equal(r.y, seq.h_seq)
+    np.testing.assert_array_equal(r.h_n[0], seq.h_next)
+
+
+def test_run_stack_refuses_bad_shapes():
+    cell = load_stack(DATA / "torch_cell.pt", 1 << 30)[0][0].params
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        run_stack([[cell]], np.zeros((3, cell.n_features)), h0=np.zeros((2, cell.n_hidden)))
+    with pytest.raises(ValueError, match="same number of directions"):
+        run_stack([[cell, cell], [cell]], np.zeros((3, cell.n_features)))
+
+
+def test_run_stack_on_the_command_line(runner, in_tmp):
+    want = outputs()
+    for k in ("xs", "h0", "c0"):
+        np.save(f"{k}.npy", want[k])
+    args = ["run", "--params", str(DATA / "torch_lstm_2x2.pt"), "--stack", "--xs", "xs.npy"]
+    result = runner.invoke(app, [*args, "--h", "h0.npy", "--c", "c0.npy", "-o", "o.npz", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["layers"], report["directions"], report["y"]) == (2, 2, [5, 2, 4])
+    np.testing.assert_allclose(report["h_n"], want["h_n"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(report["c_n"], want["c_n"], rtol=0, atol=1e-10)
+    with np.load("o.npz") as saved:
+        assert sorted(saved) == ["c_n", "h_n", "y", "y_l0", "y_l1"]
+        np.testing.assert_allclose(saved["y"], want["y"], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(saved["y_l0"], want["y0"], rtol=0, atol=1e-10)
+        np.testing.assert_array_equal(saved["y_l1"], saved["y"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--layer", "1"], "--layer/--direction cannot be combined"),
+        (["--direction", "reverse"], "--layer/--direction cannot be combined"),
+        (["--gates", "--out", "o.npz"], "--gates cannot be combined"),
+        (["--batch-first"], "--batch-first cannot be combined"),
+        (["--h", "h.npy"], "h0 has shape (2, 2), expected (4, 2, 2)"),
+        (["--xs", "bad.npy"], "xs has shape (5, 7), expected (T, 3) or (T, B, 3)"),
+    ],
+)
+def test_refusals(runner, in_tmp, extra, message):
+    np.save("xs.npy", outputs()["xs"])
+    np.save("bad.npy", np.zeros((5, 7)))
+    np.save("h.npy", np.zeros((2, 2)))
+    args = ["run", "--params", str(DATA / "torch_lstm_2x2.pt"), "--stack", "--xs", "xs.npy"]
+    result = runner.invoke(app, [*args, *extra])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not Path("o.npz").exists()
+
+
+def test_keras_and_no_params_refused(runner, in_tmp):
+    np.save("xs.npy", np.zeros((5, 3)))
+    result = runner.invoke(app, ["run", "--stack", "--xs", "xs.npy"])
+    assert result.exit_code == 2 and "needs --params" in result.output
+    keras = ["run", "--params", str(DATA / "keras_model.keras"), "--stack", "--xs", "xs.npy"]
+    result = runner.invoke(app, keras)
+    assert result.exit_code == 2 and "a Keras file is not run as a stack" in result.output
+
+
+def test_a_layer_that_does_not_read_the_layer_below_is_refused(runner, in_tmp):
+    with np.load(DATA / "torch_lstm_2x2.npz") as f:
+        arrays = dict(f)
+    arrays["weight_ih_l1"] = arrays["weight_ih_l1"][:, :3]  # F = 3, not D*H = 4
+    np.savez("bad.npz", **arrays)
+    np.save("xs.npy", outputs()["xs"])
+    result = runner.invoke(app, ["run", "--params", "bad.npz", "--stack", "--xs", "xs.npy"])
+    assert result.exit_code == 2
+    assert "layer 1 cell 0 has F = 3, H = 2; a stack of 2 direction(s) needs F = 4" in result.output
