@@ -9,7 +9,7 @@ import sys
 
 from setuptools import Extension, setup
 
-FLAGS = [] if sys.platform == "win32" else ["-O2", "-ffp-contract=off"]
+FLAGS = [] if sys.platform == "win32" else ["-O3", "-ffp-contract=off", "-fno-trapping-math"]
 
 setup(
     ext_modules=[

@@ -1,16 +1,24 @@
-"""The compiled backend: the plain cell's step loop in C (``lstm_cli/_kernel.c``), optional.
+"""The compiled backend: the plain cell's steps in C (``lstm_cli/_kernel.c``), optional.
 
 The kernel is built at install time when a C compiler is there (``setup.py``, an optional
-extension) and loaded here with ctypes, once, when first asked for. It replaces
-:func:`lstm_cli.fused._steps_plain` (same arguments, same layout, same exact rewrites): the
-chunk's input projection, its overflow check and rescaling stay in NumPy, and the whole step
-loop over the chunk is one call. Variants (peepholes, clip, coupled) have no compiled loop.
+extension) and loaded here with ctypes, once, when first asked for. Two ways to use it, both
+with the layout and exact rewrites of :mod:`lstm_cli.fused`:
+
+- small cells (B = 1, H <= AUTO_MAX_HIDDEN): :func:`steps_compiled` replaces
+  :func:`lstm_cli.fused._steps_plain`: the whole step loop over a chunk is one call (a plain
+  triple loop, no BLAS: 7x faster than NumPy at H = 4, slower from H = 32 on);
+- any other plain cell: the matrix product of each step stays NumPy's (BLAS) and everything
+  else of the step (bias add, the four activations, the cell update, ``tanh(c)``, ``h``, the
+  gates when kept) is one call of the fused elementwise kernel (``lstm_cell_f64/f32``):
+  :func:`steps_fused` (the chunk's input projection precomputed) and :func:`stacked_fused`
+  (one product per step on ``[h; x_t; 1]``, for a batch).
+
+The kernel returns 1 when a pre-activation or ``c_next`` is not finite; the step is then
+redone with NumPy's operations (:func:`_numpy_cell`), so the result is NumPy's there too.
+Variants (peepholes, clip, coupled) have no compiled path.
 
 Backends: ``numpy`` (the reference), ``compiled`` (an error when the kernel is absent or the
-cell is a variant), ``auto`` (compiled when available, the cell plain and small: one
-sequence, B = 1, and H <= AUTO_MAX_HIDDEN; else numpy). The C loop is a plain triple loop,
-no BLAS: measured (docs/speed.md) 7x faster than NumPy at H = 4, B = 1, about even at H = 32,
-and slower for any batch or a larger cell, where NumPy's matrix product wins.
+cell is a variant), ``auto`` (compiled when available and the cell plain; else numpy).
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ import numpy as np
 from .core import Array
 
 BACKENDS = ("numpy", "compiled", "auto")
-AUTO_MAX_HIDDEN = 16  # auto: the compiled loop for B = 1 and H up to this (measured)
+AUTO_MAX_HIDDEN = 16  # the whole C step loop for B = 1 and H up to this (measured)
 _ARGS = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 6
+_CELL_ARGS = [ctypes.c_long] + [ctypes.c_void_p] * 6
 
 
 @cache
@@ -40,9 +49,15 @@ def _library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(spec.origin)
     except OSError:
         return None
-    for name in ("lstm_steps_f64", "lstm_steps_f32"):
-        getattr(lib, name).argtypes = _ARGS
-        getattr(lib, name).restype = None
+    try:  # a kernel built from an older source lacks the fused functions: not used
+        for name in ("lstm_steps_f64", "lstm_steps_f32"):
+            getattr(lib, name).argtypes = _ARGS
+            getattr(lib, name).restype = None
+        for name in ("lstm_cell_f64", "lstm_cell_f32"):
+            getattr(lib, name).argtypes = _CELL_ARGS
+            getattr(lib, name).restype = ctypes.c_int
+    except AttributeError:
+        return None
     return lib
 
 
@@ -59,7 +74,8 @@ def kernel_path() -> str | None:
 
 def choose(backend: str, plain: bool, n_hidden: int = 1, batch: int = 1) -> str:
     """``numpy`` or ``compiled`` for this cell and batch size (1 for an unbatched input);
-    ValueError when ``compiled`` was asked for and cannot run."""
+    ValueError when ``compiled`` was asked for and cannot run. ``n_hidden`` and ``batch``
+    pick which compiled path runs (:func:`whole_loop`), not whether."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "numpy":
@@ -76,8 +92,13 @@ def choose(backend: str, plain: bool, n_hidden: int = 1, batch: int = 1) -> str:
                 "input_forget); use --backend numpy or auto"
             )
         return "compiled"
-    small = batch == 1 and n_hidden <= AUTO_MAX_HIDDEN
-    return "compiled" if plain and small and available() else "numpy"
+    return "compiled" if plain and available() else "numpy"
+
+
+def whole_loop(n_hidden: int, batch: int) -> bool:
+    """True when the compiled path is the whole step loop in C (:func:`steps_compiled`),
+    False when it is the fused elementwise kernel beside NumPy's product (measured)."""
+    return batch == 1 and n_hidden <= AUTO_MAX_HIDDEN
 
 
 def _ptr(a: Array | None) -> int | None:
@@ -109,3 +130,121 @@ def steps_compiled(
         assert a is None or (a.dtype == dt and a.flags.c_contiguous)
     fn(n, H, B, _ptr(W_h), _ptr(xproj), _ptr(s.h), _ptr(s.work), _ptr(h_seq), _ptr(record))
     return s.h
+
+
+def _cell_fn(dt: np.dtype[Any]) -> Any:
+    """The fused elementwise kernel for ``dt`` (float64 or float32)."""
+    lib = _library()
+    assert lib is not None, "the fused kernel needs the library: check available() first"
+    if dt not in (np.float64, np.float32):
+        raise ValueError(f"the compiled backend computes float32 or float64, not {dt}")
+    return lib.lstm_cell_f64 if dt == np.float64 else lib.lstm_cell_f32
+
+
+def _numpy_cell(
+    z: Array, add: Array | None, c_prev: Array, c_next: Array, h_next: Array, gates: Array | None
+) -> None:
+    """The kernel's step with NumPy's operations, as :func:`lstm_cli.fused._steps_plain` does
+    them (the exact fallback when a value is not finite). Shapes: z, add, gates (4H, B);
+    c_prev, c_next, h_next (H, B). ``z`` is left unchanged."""
+    H = c_prev.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = z + add if add is not None else z.copy()  # (4H, B) rows g, o, f, i
+        np.tanh(a, out=a)
+        half = np.array(0.5, a.dtype)
+        np.multiply(a[H:], half, out=a[H:])
+        np.add(a[H:], half, out=a[H:])  # o, f, i = sigmoid (halved pre-activations)
+        g, o, f, i = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H :]
+        np.add(f * c_prev, i * g, out=c_next)
+        np.multiply(o, np.tanh(c_next), out=h_next)
+    if gates is not None:
+        gates[...] = a
+
+
+class _Cells:
+    """Where step t of a chunk reads ``c_prev`` and writes ``c_next`` and the gates: the
+    record's rows (``[c | g o f i]`` of step t, when the sequences or gates are kept), else
+    two (H, B) buffers in turn. ``c_next`` never overwrites ``c_prev``, so that NumPy can
+    redo a step the kernel refused from intact inputs. Addresses for the kernel, arrays
+    (the same memory) for NumPy."""
+
+    def __init__(self, s: Any, record: Array | None) -> None:
+        self.s, self.record = s, record
+        self.bufs = (s.c, s.tanh_c)  # s.tanh_c: a spare (H, B) buffer of the NumPy loop
+        self.buf_ptrs = tuple(int(b.ctypes.data) for b in self.bufs)
+        self.gate_offset = s.c.nbytes  # the gates follow c in a record row
+        rec = record if record is not None else s.work
+        self.rec_ptr, self.rec_stride = int(rec.ctypes.data), rec.strides[0]
+
+    def ptrs(self, t: int) -> tuple[int, int, int | None]:
+        """Addresses of step t's c_prev, c_next and gates (None: not kept)."""
+        if self.record is None:
+            return self.buf_ptrs[t % 2], self.buf_ptrs[(t + 1) % 2], None
+        c_next = self.rec_ptr + t * self.rec_stride
+        c_prev = self.buf_ptrs[0] if t == 0 else c_next - self.rec_stride
+        return c_prev, c_next, c_next + self.gate_offset
+
+    def arrays(self, t: int) -> tuple[Array, Array, Array | None]:
+        """The arrays behind :meth:`ptrs`: c_prev, c_next (H, B), gates (4H, B) or None."""
+        if self.record is None:
+            return self.bufs[t % 2], self.bufs[(t + 1) % 2], None
+        H = self.s.c.shape[0]
+        c_prev = self.s.c if t == 0 else self.record[t - 1, :H]
+        return c_prev, self.record[t, :H], self.record[t, H:]
+
+    def finish(self, n: int) -> None:
+        """Leave the last ``c_next`` in ``s.c``, where the NumPy loop leaves it."""
+        if n:
+            last = self.arrays(n - 1)[1]
+            if last is not self.s.c:
+                self.s.c[...] = last
+
+
+def _fused_step(
+    fn: Any, z: Array, add: Array | None, cells: _Cells, t: int, h_next: Array, h_ptr: int
+) -> None:
+    """One call of the kernel on step t's pre-activations ``z`` (4H, B) (+ ``add``), writing
+    ``h_next`` (H, B) at ``h_ptr``; NumPy redoes the step when a value is not finite."""
+    c_prev, c_next, gates = cells.ptrs(t)
+    if fn(z.size // 4, z.ctypes.data, None if add is None else add.ctypes.data,
+          c_prev, c_next, h_ptr, gates):  # fmt: skip
+        _numpy_cell(z, add, *cells.arrays(t)[:2], h_next, cells.arrays(t)[2])
+
+
+def steps_fused(
+    cell: Any, s: Any, xproj: Array, h_slots: Iterable[Array], record: Array | None
+) -> Array:
+    """:func:`lstm_cli.fused._steps_plain` with its elementwise part (``+ xproj[t]``, the
+    activations, ``c``, ``h``) in one kernel call per step; the product stays NumPy's.
+
+    Same arguments and result; every array C-contiguous, ``cell.dtype`` float32/64.
+    """
+    fn = _cell_fn(cell.dtype)
+    W_h, h, z = cell.W_h, s.h, s.z
+    cells = _Cells(s, record)
+    dot = np.dot
+    n = 0
+    for t, (xp_t, h_next) in enumerate(zip(xproj, h_slots, strict=False)):  # h_slots may be endless
+        dot(W_h, h, out=z)  # (4H, B) = W_h @ h_prev
+        _fused_step(fn, z, xp_t, cells, t, h_next, h_next.ctypes.data)
+        h, n = h_next, t + 1
+    cells.finish(n)
+    return h
+
+
+def stacked_fused(cell: Any, s: Any, U: Array, record: Array | None) -> None:
+    """:func:`lstm_cli.fused.steps_stacked` with its elementwise part in one kernel call per
+    step: ``z = W_u @ U[t]`` (NumPy), then the kernel writes ``h_next`` into ``U[t + 1, :H]``.
+
+    Same arguments (U (n + 1, H + F + 1, B)) and result: ``s.c`` holds the last ``c_next``.
+    """
+    fn = _cell_fn(cell.dtype)
+    H, W_u, z = cell.n_hidden, cell.W_u, s.z
+    cells = _Cells(s, record)
+    dot = np.dot
+    u_ptr, u_stride = int(U.ctypes.data), U.strides[0]
+    n = U.shape[0] - 1
+    for t in range(n):
+        dot(W_u, U[t], out=z)  # (4H, B): W_h @ h_prev + W_x @ x_t + b, one product
+        _fused_step(fn, z, None, cells, t, U[t + 1, :H], u_ptr + (t + 1) * u_stride)
+    cells.finish(n)

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .compiled import choose, steps_compiled
+from .compiled import choose, stacked_fused, steps_compiled, steps_fused, whole_loop
 from .core import (
     Array,
     add_peephole,
@@ -141,7 +141,7 @@ def _step_loop_for(params: LSTMParams, backend: str = "numpy", batch: int = 1) -
     """The step loop for this cell: the fast plain loop (NumPy's or the compiled one, as
     :func:`lstm_cli.compiled.choose` decides), or the variant loop."""
     if choose(backend, params.is_plain, params.n_hidden, batch) == "compiled":
-        return steps_compiled
+        return steps_compiled if whole_loop(params.n_hidden, batch) else steps_fused
     return _steps_plain if params.is_plain else _steps_variant_for(params)
 
 
@@ -313,8 +313,9 @@ def _run_chunk(
     or, for a batch of a plain cell, one matrix product per step (:func:`_run_stacked`)."""
     n, B, H, F = chunk.shape[0], s.h.shape[1], cell.n_hidden, cell.n_features
     x = np.ascontiguousarray(chunk, dtype=cell.dtype).reshape(n, B, F)  # (n, B, F)
-    if step_loop is _steps_plain and B > 1:
-        done = _run_stacked(cell, s, x, start, out)
+    if step_loop in (_steps_plain, steps_fused) and B > 1:
+        stacked = stacked_fused if step_loop is steps_fused else steps_stacked
+        done = _run_stacked(cell, s, x, start, out, stacked)
         if done is not None:
             return done
     xproj = xproj_buf[:n]  # (n, 4H, B)
@@ -338,7 +339,12 @@ def _run_chunk(
 
 
 def _run_stacked(
-    cell: FusedCell, s: _State, x: Array, start: int, out: _Output
+    cell: FusedCell,
+    s: _State,
+    x: Array,
+    start: int,
+    out: _Output,
+    stacked: Callable[[FusedCell, _State, Array, Array | None], None] = steps_stacked,
 ) -> SequenceChunk | None:
     """One chunk (n, B, F) with one matrix product per step on ``[h; x_t; 1]``; None (and
     nothing changed) when the overflow bound cannot rule out an overflow: then the caller's
@@ -354,7 +360,7 @@ def _run_stacked(
     U[:n, H : H + F] = x.transpose(0, 2, 1)
     U[:, H + F] = 1
     record = np.empty((n, 5 * H, B), cell.dtype) if (out.sequences or out.gates) else None
-    steps_stacked(cell, s, U, record)
+    stacked(cell, s, U, record)  # steps_stacked, or the fused kernel's stacked_fused
     s.h[...] = U[n, :H]
     h_seq = U[1:, :H] if out.sequences else None  # (n, H, B)
     return _chunk_result(cell, s, start, n, out, h_seq, record)

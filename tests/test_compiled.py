@@ -100,8 +100,11 @@ def test_choose():
     assert compiled.choose("auto", False) == "numpy"  # a variant: NumPy's variant loop
     want = "compiled" if compiled.available() else "numpy"
     assert compiled.choose("auto", True, n_hidden=4, batch=1) == want
-    assert compiled.choose("auto", True, n_hidden=compiled.AUTO_MAX_HIDDEN + 1) == "numpy"
-    assert compiled.choose("auto", True, n_hidden=4, batch=2) == "numpy"  # NumPy's product wins
+    assert compiled.choose("auto", True, n_hidden=compiled.AUTO_MAX_HIDDEN + 1) == want
+    assert compiled.choose("auto", True, n_hidden=4, batch=2) == want  # the fused kernel
+    assert compiled.whole_loop(compiled.AUTO_MAX_HIDDEN, 1)
+    assert not compiled.whole_loop(compiled.AUTO_MAX_HIDDEN + 1, 1)
+    assert not compiled.whole_loop(4, 2)
     with pytest.raises(ValueError, match="backend must be one of"):
         compiled.choose("fortran", True)
 

@@ -296,13 +296,11 @@ def _backend(asked: str, cell: LSTMParams, B: int | None, verbose: bool) -> str:
 
 
 def _auto_reason(chosen: str, plain: bool) -> str:
-    from lstm_cli.compiled import AUTO_MAX_HIDDEN, available
+    from lstm_cli.compiled import available
 
     if chosen == "compiled":
-        return f"a plain cell, B = 1, H <= {AUTO_MAX_HIDDEN}"
-    if not available():
-        return "no compiled kernel installed"
-    return "a variant cell" if not plain else f"a batch or H > {AUTO_MAX_HIDDEN}"
+        return "a plain cell"
+    return "a variant cell" if available() else "no compiled kernel installed"
 
 
 def _save_sequences(
