@@ -55,7 +55,7 @@ CASES = [  # (T, B, F, H, dtype): the issue's cases
     (256, 1, 128, 512, "float32"),
     (100_000, 1, 10, 4, "float32"),
 ]
-COMPILED_MAX_MACS = 1 << 20  # the compiled column only where its plain C loop ends in seconds
+TARGETS = CASES[:4]  # --interleaved: the large cases of the speed targets
 PAUSE_S = 0.5  # OpenBLAS's threads spin ~0.1 s after a product: let them sleep between runs
 
 
@@ -115,7 +115,7 @@ def bench_case(T, B, F, H, dtype, repeat, torch_threads):
     run_sequence(p, xs[:10])  # warm up
     row["core"], r = best_of(lambda: run_sequence(p, xs), repeat)
     row["projected"], _ = best_of(lambda: projected_only(lambda: run_sequence(p, xs)), repeat)
-    if compiled.available() and B * 4 * H * H <= COMPILED_MAX_MACS:
+    if compiled.available():  # the whole C loop (B = 1, small H) or the fused kernel
         run_sequence(p, xs[:10], backend="compiled")
         row["compiled"], rc = best_of(lambda: run_sequence(p, xs, backend="compiled"), repeat)
         row["compiled_diff"] = float(np.max(np.abs(rc.h_next - r.h_next)))  # type: ignore[attr-defined]
@@ -327,6 +327,45 @@ def _write_inputs(path: Path, T: int) -> None:
             f.write(rng.standard_normal((min(100_000, T - lo), 10)).tobytes())
 
 
+def interleaved(rounds: int, quick: bool) -> None:
+    """The large cases, ``rounds`` times, every implementation once per round in turn (a
+    pause before each), so that all see the same load; best and median per implementation."""
+    print(f"\n## Interleaved, {rounds} rounds (µs per step; load average before each case)\n")
+    print("| case | load | impl | best | median | best / torch 1 thr | median / torch 1 thr |")
+    print("| --- " * 7 + "|")
+    for T, B, F, H, dtype in TARGETS:
+        T = max(T // 8, 16) if quick else T
+        p = init_params(F, H, seed=0, scheme="pytorch").params.astype(dtype)
+        xs = np.random.default_rng(0).standard_normal((T, B, F)).astype(dtype)
+        impls = {"numpy": lambda p=p, xs=xs: run_sequence(p, xs, backend="numpy")}
+        if compiled.available():
+            impls["compiled"] = lambda p=p, xs=xs: run_sequence(p, xs, backend="compiled")
+        if torch is not None:
+            m, x_t = torch_lstm(p, dtype), torch.from_numpy(xs)
+            for n in sorted({1, THREADS_DEFAULT}):
+                impls[f"torch {n} thr"] = lambda m=m, x_t=x_t, n=n: _torch_run(m, x_t, n)
+        load = os.getloadavg()[0]
+        times: dict[str, list[float]] = {k: [] for k in impls}
+        for fn in impls.values():
+            fn()  # warm up
+        for _ in range(rounds):
+            for k, fn in impls.items():
+                times[k].append(best_of(fn, 1)[0] / T * 1e6)
+        ref = times.get("torch 1 thr")
+        for k, v in times.items():
+            b, med = min(v), statistics.median(v)
+            rb = f"{b / min(ref):.2f}x" if ref else "n/a"
+            rm = f"{med / statistics.median(ref):.2f}x" if ref else "n/a"
+            print(f"| {dtype} T={T} B={B} F={F} H={H} | {load:.2f} | {k} | {b:,.2f} "
+                  f"| {med:,.2f} | {rb} | {rm} |", flush=True)  # fmt: skip
+
+
+def _torch_run(m, x_t, n: int):
+    torch.set_num_threads(n)
+    with torch.inference_mode():
+        return m(x_t)[1][0][0].numpy()
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -338,6 +377,13 @@ def main() -> None:
     ap.add_argument("--startup-runs", type=int, default=21)
     ap.add_argument("--skip-cli", action="store_true", help="only the core timings")
     ap.add_argument("--tiny", action="store_true", help="only the tiny case (T=100k, H=4)")
+    ap.add_argument(
+        "--interleaved",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only the large target cases, every implementation once per round, ROUNDS rounds",
+    )
     ap.add_argument(
         "--cli-only",
         action="store_true",
@@ -356,6 +402,9 @@ def main() -> None:
     if args.cli_only:
         startup(args.startup_runs)
         rss(args.quick)
+        return
+    if args.interleaved:
+        interleaved(args.interleaved, args.quick)
         return
     core_table(args.quick, args.repeat, args.tiny)
     if not args.skip_cli:

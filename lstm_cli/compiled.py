@@ -6,7 +6,7 @@ with the layout and exact rewrites of :mod:`lstm_cli.fused`:
 
 - small cells (B = 1, H <= AUTO_MAX_HIDDEN): :func:`steps_compiled` replaces
   :func:`lstm_cli.fused._steps_plain`: the whole step loop over a chunk is one call (a plain
-  triple loop, no BLAS: 7x faster than NumPy at H = 4, slower from H = 32 on);
+  triple loop, no BLAS: 3x faster than the fused kernel at H = 4, slower from H = 16 on);
 - any other plain cell: the matrix product of each step stays NumPy's (BLAS) and everything
   else of the step (bias add, the four activations, the cell update, ``tanh(c)``, ``h``, the
   gates when kept) is one call of the fused elementwise kernel (``lstm_cell_f64/f32``):
@@ -34,7 +34,7 @@ import numpy as np
 from .core import Array
 
 BACKENDS = ("numpy", "compiled", "auto")
-AUTO_MAX_HIDDEN = 16  # the whole C step loop for B = 1 and H up to this (measured)
+AUTO_MAX_HIDDEN = 12  # the whole C step loop for B = 1 and H up to this (measured crossover)
 _ARGS = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 6
 _CELL_ARGS = [ctypes.c_long] + [ctypes.c_void_p] * 6
 
@@ -176,13 +176,14 @@ class _Cells:
         rec = record if record is not None else s.work
         self.rec_ptr, self.rec_stride = int(rec.ctypes.data), rec.strides[0]
 
-    def ptrs(self, t: int) -> tuple[int, int, int | None]:
-        """Addresses of step t's c_prev, c_next and gates (None: not kept)."""
+    def ptrs(self, n: int) -> tuple[list[int], list[int], list[int | None]]:
+        """Addresses of c_prev, c_next and the gates (None: not kept) of steps 0 .. n-1."""
         if self.record is None:
-            return self.buf_ptrs[t % 2], self.buf_ptrs[(t + 1) % 2], None
-        c_next = self.rec_ptr + t * self.rec_stride
-        c_prev = self.buf_ptrs[0] if t == 0 else c_next - self.rec_stride
-        return c_prev, c_next, c_next + self.gate_offset
+            a, b = self.buf_ptrs
+            return [a, b] * (n // 2) + [a] * (n % 2), [b, a] * (n // 2) + [b] * (n % 2), [None] * n
+        c_next = (self.rec_ptr + self.rec_stride * np.arange(n, dtype=np.int64)).tolist()
+        gates = [c + self.gate_offset for c in c_next]
+        return [self.buf_ptrs[0], *c_next[:-1]], c_next, list(gates)
 
     def arrays(self, t: int) -> tuple[Array, Array, Array | None]:
         """The arrays behind :meth:`ptrs`: c_prev, c_next (H, B), gates (4H, B) or None."""
@@ -200,15 +201,10 @@ class _Cells:
                 self.s.c[...] = last
 
 
-def _fused_step(
-    fn: Any, z: Array, add: Array | None, cells: _Cells, t: int, h_next: Array, h_ptr: int
-) -> None:
-    """One call of the kernel on step t's pre-activations ``z`` (4H, B) (+ ``add``), writing
-    ``h_next`` (H, B) at ``h_ptr``; NumPy redoes the step when a value is not finite."""
-    c_prev, c_next, gates = cells.ptrs(t)
-    if fn(z.size // 4, z.ctypes.data, None if add is None else add.ctypes.data,
-          c_prev, c_next, h_ptr, gates):  # fmt: skip
-        _numpy_cell(z, add, *cells.arrays(t)[:2], h_next, cells.arrays(t)[2])
+def _redo(cells: _Cells, t: int, z: Array, add: Array | None, h_next: Array) -> None:
+    """Step t again with NumPy's operations (the kernel met a value that is not finite)."""
+    c_prev, c_next, gates = cells.arrays(t)
+    _numpy_cell(z, add, c_prev, c_next, h_next, gates)
 
 
 def steps_fused(
@@ -217,17 +213,25 @@ def steps_fused(
     """:func:`lstm_cli.fused._steps_plain` with its elementwise part (``+ xproj[t]``, the
     activations, ``c``, ``h``) in one kernel call per step; the product stays NumPy's.
 
-    Same arguments and result; every array C-contiguous, ``cell.dtype`` float32/64.
+    Same arguments and result; every array C-contiguous, ``cell.dtype`` float32/64. Every
+    address is computed before the loop: a step is one ``np.dot`` and one kernel call.
     """
     fn = _cell_fn(cell.dtype)
     W_h, h, z = cell.W_h, s.h, s.z
+    n, HB = xproj.shape[0], s.h.size
     cells = _Cells(s, record)
-    dot = np.dot
-    n = 0
-    for t, (xp_t, h_next) in enumerate(zip(xproj, h_slots, strict=False)):  # h_slots may be endless
+    c_prev, c_next, gates = cells.ptrs(n)
+    if isinstance(h_slots, np.ndarray):  # (n, H, B): the hidden sequence is kept
+        h_list = list(h_slots)
+        h_ptrs = (int(h_slots.ctypes.data) + h_slots.strides[0] * np.arange(n)).tolist()
+    else:  # the state, updated in place
+        h_list, h_ptrs = [s.h] * n, [int(s.h.ctypes.data)] * n
+    x0, xs, z_ptr, dot = int(xproj.ctypes.data), xproj.strides[0], int(z.ctypes.data), np.dot
+    for t in range(n):
         dot(W_h, h, out=z)  # (4H, B) = W_h @ h_prev
-        _fused_step(fn, z, xp_t, cells, t, h_next, h_next.ctypes.data)
-        h, n = h_next, t + 1
+        h = h_list[t]
+        if fn(HB, z_ptr, x0 + t * xs, c_prev[t], c_next[t], h_ptrs[t], gates[t]):
+            _redo(cells, t, z, xproj[t], h)
     cells.finish(n)
     return h
 
@@ -240,11 +244,13 @@ def stacked_fused(cell: Any, s: Any, U: Array, record: Array | None) -> None:
     """
     fn = _cell_fn(cell.dtype)
     H, W_u, z = cell.n_hidden, cell.W_u, s.z
+    n, HB = U.shape[0] - 1, s.h.size
     cells = _Cells(s, record)
-    dot = np.dot
-    u_ptr, u_stride = int(U.ctypes.data), U.strides[0]
-    n = U.shape[0] - 1
+    c_prev, c_next, gates = cells.ptrs(n)
+    u0, us, z_ptr, dot = int(U.ctypes.data), U.strides[0], int(z.ctypes.data), np.dot
+    ops = list(U)  # (H + F + 1, B) views, made once
     for t in range(n):
-        dot(W_u, U[t], out=z)  # (4H, B): W_h @ h_prev + W_x @ x_t + b, one product
-        _fused_step(fn, z, None, cells, t, U[t + 1, :H], u_ptr + (t + 1) * u_stride)
+        dot(W_u, ops[t], out=z)  # (4H, B): W_h @ h_prev + W_x @ x_t + b, one product
+        if fn(HB, z_ptr, None, c_prev[t], c_next[t], u0 + (t + 1) * us, gates[t]):
+            _redo(cells, t, z, None, U[t + 1, :H])
     cells.finish(n)

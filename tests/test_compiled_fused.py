@@ -52,17 +52,22 @@ def agree(ref, got) -> None:
 def kernel_calls(monkeypatch):
     """Counts the fused kernel's steps (and NumPy's redone ones) while a test runs."""
     calls = {"steps": 0, "redone": 0}
-    step, redo = compiled._fused_step, compiled._numpy_cell
+    cell_fn, redo = compiled._cell_fn, compiled._numpy_cell
 
-    def counted_step(*args, **kw):
-        calls["steps"] += 1
-        return step(*args, **kw)
+    def counted_cell_fn(dt):
+        fn = cell_fn(dt)
+
+        def counted(*args):
+            calls["steps"] += 1
+            return fn(*args)
+
+        return counted
 
     def counted_redo(*args, **kw):
         calls["redone"] += 1
         return redo(*args, **kw)
 
-    monkeypatch.setattr(compiled, "_fused_step", counted_step)
+    monkeypatch.setattr(compiled, "_cell_fn", counted_cell_fn)
     monkeypatch.setattr(compiled, "_numpy_cell", counted_redo)
     return calls
 
