@@ -65,7 +65,7 @@ EXPORT STEPS(lstm_steps_f32, float, double, TANH_F32)
  *   z (4HB) the step's pre-activations, slabs g, o, f, i (o, f, i halved, as in FusedCell);
  *   add (4HB) or NULL: added to z first (the chunk's input projection with the bias);
  *   c_prev (HB) -> c_next (HB), h_next (HB): distinct buffers (h_next may be where the next
- *   product reads h); gates (4HB) or NULL: receives the activations g, o, f, i.
+ *   product reads h); gates (4HB): receives the activations g, o, f, i (required).
  *
  * g = tanh(z_g); o, f, i = sigmoid(2 z); c_next = f * c_prev + i * g; h_next = o * tanh(c_next).
  * The cell update is NumPy's: each product and the sum rounded (never fused). The activations
@@ -81,7 +81,7 @@ EXPORT STEPS(lstm_steps_f32, float, double, TANH_F32)
 
 #if defined(__GNUC__) && !defined(__clang__)
 /* Here (not in the step loop above) the polynomials may use fused multiply-add where the CPU
- * has it; the cell update stays unfused (see CELL_LOOP). */
+ * has it; the cell update stays unfused (see CELL). */
 #pragma GCC optimize("fp-contract=fast")
 #endif
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
@@ -213,25 +213,17 @@ INLINE float sigmoid2_f(float zh) { return tanh_f(zh) * 0.5f + 0.5f; }
 #define NOT_FINITE(x) (sizeof(x) == 8 ? (bits_of(x) & 0x7ff0000000000000ull) == 0x7ff0000000000000ull \
                                       : (bits_of_f(x) & 0x7f800000u) == 0x7f800000u)
 
-/* The loop, with ADD and GATES known at compile time (each combination its own loop). */
-#define CELL_LOOP(T, TANH, SIG, ADD, GATES)                                                       \
-    for (j = 0; j < HB; j++) {                                                                    \
-        T zg = z[j], zo = z[HB + j], zf = z[2 * HB + j], zi = z[3 * HB + j];                      \
-        if (ADD) {                                                                                \
-            zg += add[j]; zo += add[HB + j]; zf += add[2 * HB + j]; zi += add[3 * HB + j];        \
-        }                                                                                         \
-        T g = TANH(zg), o = SIG(zo), f = SIG(zf), in = SIG(zi);                                   \
-        T fc = f * c_prev[j], ig = in * g;                                                        \
-        T c = fc + ig;                                                                            \
-        c_next[j] = c;                                                                            \
-        h_next[j] = o * TANH(c);                                                                  \
-        if (GATES) {                                                                              \
-            gates[j] = g; gates[HB + j] = o; gates[2 * HB + j] = f; gates[3 * HB + j] = in;       \
-        }                                                                                         \
-        bad |= NOT_FINITE(zg) | NOT_FINITE(zo) | NOT_FINITE(zf) | NOT_FINITE(zi) | NOT_FINITE(c)  \
-               | NOT_FINITE(fc) | NOT_FINITE(ig); /* fc, ig used twice: never fused into c */ \
+/* One activation F over z[LO:HI] (+ add), into gates: a loop with one function in it keeps
+ * the registers free (measured 20 % faster than all five activations of a unit in one loop). */
+#define ACT_PASS(T, F, LO, HI)                                                                    \
+    if (add) {                                                                                    \
+        for (j = LO; j < HI; j++) { T v = z[j] + add[j]; gates[j] = F(v); bad |= NOT_FINITE(v); } \
+    } else {                                                                                      \
+        for (j = LO; j < HI; j++) { T v = z[j]; gates[j] = F(v); bad |= NOT_FINITE(v); }          \
     }
 
+/* gates is required (a scratch buffer when the caller keeps no gates). fc and ig are used
+ * twice (the sum and the check), so they are never fused into c: NumPy's rounding. */
 #define CELL(NAME, T, TANH, SIG)                                                                  \
     EXPORT CLONES int NAME(long HB, const T *restrict z, const T *restrict add,                   \
                            const T *restrict c_prev, T *restrict c_next, T *restrict h_next,      \
@@ -239,10 +231,15 @@ INLINE float sigmoid2_f(float zh) { return tanh_f(zh) * 0.5f + 0.5f; }
     {                                                                                             \
         long j;                                                                                   \
         unsigned bad = 0;                                                                         \
-        if (add && gates) { CELL_LOOP(T, TANH, SIG, 1, 1) }                                       \
-        else if (add) { CELL_LOOP(T, TANH, SIG, 1, 0) }                                           \
-        else if (gates) { CELL_LOOP(T, TANH, SIG, 0, 1) }                                         \
-        else { CELL_LOOP(T, TANH, SIG, 0, 0) }                                                    \
+        ACT_PASS(T, TANH, 0, HB)                                                                  \
+        ACT_PASS(T, SIG, HB, 4 * HB)                                                              \
+        for (j = 0; j < HB; j++) {                                                                \
+            T fc = gates[2 * HB + j] * c_prev[j], ig = gates[3 * HB + j] * gates[j];              \
+            T c = fc + ig;                                                                        \
+            c_next[j] = c;                                                                        \
+            h_next[j] = gates[HB + j] * TANH(c);                                                  \
+            bad |= NOT_FINITE(c) | NOT_FINITE(fc) | NOT_FINITE(ig);                               \
+        }                                                                                         \
         return bad != 0;                                                                          \
     }
 

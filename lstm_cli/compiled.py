@@ -175,15 +175,19 @@ class _Cells:
         self.gate_offset = s.c.nbytes  # the gates follow c in a record row
         rec = record if record is not None else s.work
         self.rec_ptr, self.rec_stride = int(rec.ctypes.data), rec.strides[0]
+        gates_kept = record is not None  # else every step writes its gates to one scratch:
+        self.scratch = np.empty(0 if gates_kept else s.z.shape, s.z.dtype)  # (4H, B)
 
-    def ptrs(self, n: int) -> tuple[list[int], list[int], list[int | None]]:
-        """Addresses of c_prev, c_next and the gates (None: not kept) of steps 0 .. n-1."""
+    def ptrs(self, n: int) -> tuple[list[int], list[int], list[int]]:
+        """Addresses of c_prev, c_next and the gates of steps 0 .. n-1 (the gates of every
+        step in one scratch (4H, B) buffer when they are not kept)."""
         if self.record is None:
             a, b = self.buf_ptrs
-            return [a, b] * (n // 2) + [a] * (n % 2), [b, a] * (n // 2) + [b] * (n % 2), [None] * n
+            scratch = [int(self.scratch.ctypes.data)] * n
+            return [a, b] * (n // 2) + [a] * (n % 2), [b, a] * (n // 2) + [b] * (n % 2), scratch
         c_next = (self.rec_ptr + self.rec_stride * np.arange(n, dtype=np.int64)).tolist()
         gates = [c + self.gate_offset for c in c_next]
-        return [self.buf_ptrs[0], *c_next[:-1]], c_next, list(gates)
+        return [self.buf_ptrs[0], *c_next[:-1]], c_next, gates
 
     def arrays(self, t: int) -> tuple[Array, Array, Array | None]:
         """The arrays behind :meth:`ptrs`: c_prev, c_next (H, B), gates (4H, B) or None."""
