@@ -49,6 +49,25 @@ def read_keras(f: IO[bytes] | Path, source: str, max_bytes: int) -> list[KerasLs
         f.seek(0)
     if head.startswith(HDF5_MAGIC):
         return _read_h5(f, source, max_bytes, set())
+    config, weights = _archive(f, source, max_bytes)
+    try:
+        names = _layer_names(config)
+    except (ValueError, TypeError, AttributeError, KeyError):
+        raise InputError(f"{source}: config.json is not a Keras model config") from None
+    return _read_h5(io.BytesIO(weights), source, max_bytes, names)
+
+
+def read_keras_config(path: Path, source: str, max_bytes: int) -> Any:
+    """The model config (parsed config.json) of a ``.keras`` archive; None for a bare
+    ``.weights.h5``, which has none."""
+    with path.open("rb") as f:
+        if f.read(8).startswith(HDF5_MAGIC):
+            return None
+    return _archive(path, source, max_bytes)[0]
+
+
+def _archive(f: IO[bytes] | Path, source: str, max_bytes: int) -> tuple[Any, bytes]:
+    """A ``.keras`` archive's parsed config.json and its weights file's bytes."""
     try:
         with zipfile.ZipFile(f) as z:
             if not is_keras_archive(z.namelist()):
@@ -58,10 +77,9 @@ def read_keras(f: IO[bytes] | Path, source: str, max_bytes: int) -> list[KerasLs
     except (zipfile.BadZipFile, OSError, EOFError):
         raise InputError(f"{source}: not a Keras .keras archive or a .weights.h5 file") from None
     try:
-        names = _layer_names(json.loads(config, parse_constant=reject_constant))
-    except (ValueError, TypeError, AttributeError):
+        return json.loads(config, parse_constant=reject_constant), weights
+    except (ValueError, TypeError):
         raise InputError(f"{source}: config.json is not a Keras model config") from None
-    return _read_h5(io.BytesIO(weights), source, max_bytes, names)
 
 
 def _member(z: zipfile.ZipFile, name: str, source: str, max_bytes: int) -> bytes:
