@@ -78,7 +78,7 @@ def _archive(f: IO[bytes] | Path, source: str, max_bytes: int) -> tuple[Any, byt
         raise InputError(f"{source}: not a Keras .keras archive or a .weights.h5 file") from None
     try:
         return json.loads(config, parse_constant=reject_constant), weights
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise InputError(f"{source}: config.json is not a Keras model config") from None
 
 

@@ -60,23 +60,26 @@ def load_keras_stack(path: Path, max_bytes: int) -> KerasStack:
             "one cell can still be run by its layer name and direction"
         )
     lstms = read_keras(path, source, max_bytes)
-    rnns, left_out = keras_chain(config, source)
+    try:
+        rnns, left_out = keras_chain(config, source)
+        wiring = [_wiring(layer, source) for layer in rnns]
+        names = [str(layer["config"]["name"]) for layer in rnns]
+    except InputError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        raise InputError(f"{source}: config.json is not a Keras model config") from None
     sets = []
-    for layer in rnns:
-        name = str(layer["config"]["name"])
+    for layer, name in zip(rnns, names, strict=True):
         directions = ("forward", "reverse") if layer["class_name"] == "Bidirectional" else (None,)
         sets.append([keras_param_set(lstms, source, name, CellChoice(0, d)) for d in directions])
-    return KerasStack(sets, [_wiring(layer, source) for layer in rnns],
-                      [str(layer["config"]["name"]) for layer in rnns], left_out)  # fmt: skip
+    return KerasStack(sets, wiring, names, left_out)
 
 
 def keras_chain(config: Any, source: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The LSTM and Bidirectional layers' configs of a model config, input first, and the
-    layers after the last of them, ``name (Class)``."""
-    try:
-        layers = _in_order(config, source)
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-        raise InputError(f"{source}: config.json is not a Keras model config") from None
+    layers after the last of them, ``name (Class)``. A config of another shape raises
+    KeyError, IndexError, TypeError, ValueError or AttributeError (the caller's refusal)."""
+    layers = _in_order(config, source)
     last = max((i for i, layer in enumerate(layers) if layer["class_name"] in RNN), default=-1)
     if last < 0:
         raise InputError(f"{source}: the model has no LSTM layer")
@@ -89,7 +92,7 @@ def keras_chain(config: Any, source: str) -> tuple[list[dict[str, Any]], list[st
             )
     rnns = [layer for layer in chain if layer["class_name"] in RNN]
     for layer, after in itertools.pairwise(rnns):
-        if not _inner(layer, source)[0]["config"].get("return_sequences", False):
+        if not _flag(_inner(layer, source)[0], "return_sequences"):
             raise InputError(
                 f"{source}: layer {_label(layer)} returns its last step only "
                 f"(return_sequences=False) but feeds layer {_label(after)}"
@@ -196,8 +199,17 @@ def _wiring(layer: dict[str, Any], source: str) -> LayerWiring:
             "sum, ave or mul (None returns two outputs, not one chain)"
         )
     return LayerWiring(
-        backwards=tuple(bool(c["config"].get("go_backwards", False)) for c in inner),
+        backwards=tuple(_flag(c, "go_backwards") for c in inner),
         restore=(False, True)[: len(inner)],
         merge=str(merge),
-        return_sequences=bool(inner[0]["config"].get("return_sequences", False)),
+        return_sequences=_flag(inner[0], "return_sequences"),
     )
+
+
+def _flag(layer: dict[str, Any], key: str) -> bool:
+    """A boolean of a layer's config (False when absent, Keras's default); TypeError if it is
+    not a boolean."""
+    value = layer["config"].get(key, False)
+    if not isinstance(value, bool):
+        raise TypeError(f"{key} is not a boolean")
+    return value
