@@ -223,3 +223,39 @@ def test_keras_stack_option_refusals(runner, in_tmp, params, extra, message):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "xs", "message"),
+    [
+        ("torch_lstm_2x2.pt", "torch_lstm_2x2_xs.npy", None),
+        ("keras_stack.keras", "keras_stack_xs.npy", None),
+        ("keras_model.weights.h5", "x4.npy", "(without --stack: --key-prefix NAME"),
+    ],
+)
+def test_a_stack_through_a_fifo_is_read_once(tmp_path, name, xs, message):
+    """A pipe can be read only once: the stack's cells all come from one read (a second open
+    of the FIFO would wait for a writer forever: the timeout catches it)."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write((DATA / name).read_bytes())
+
+    threading.Thread(target=feed, daemon=True).start()
+    args = ["run", "--params", str(fifo), "--stack", "--xs", str(DATA / xs), "--json"]
+    proc = subprocess.run([sys.executable, "-m", "lstm_cli", *args], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    if message is None:
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["params"] == str(fifo)
+    else:
+        assert proc.returncode == 2 and message in proc.stderr
+        assert str(fifo) in proc.stderr and "tmp" not in proc.stderr.replace(str(tmp_path), "")

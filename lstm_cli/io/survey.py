@@ -20,7 +20,8 @@ from lstm_cli.stack import LayerWiring
 
 from .cells import DIRECTIONS, CellChoice, shape_of, torch_cells
 from .kerasfile import KerasLstm, describe_keras
-from .paramfiles import load_param_set, read_lstm_file
+from .paramfiles import is_keras_zip, load_param_set, read_lstm_file
+from .reader import ZIP_MAGIC, check_readable, is_regular_file, read_file
 
 NATIVE_META = ("native", "onnx")  # the layouts whose files store variant switches in meta
 
@@ -152,7 +153,30 @@ def load_wired_stack(
     """Every cell of one LSTM of ``path``, per layer (forward, then reverse): what
     :func:`lstm_cli.stack.run_stack` runs, once each cell is cast. A PyTorch ``nn.LSTM``, an
     ONNX LSTM node (one layer), any one-cell LSTM, or the chain of LSTM layers of a Keras
-    model (a ``.keras`` archive, wired by its config: :mod:`.kerasmodel`)."""
+    model (a ``.keras`` archive, wired by its config: :mod:`.kerasmodel`).
+
+    The file is opened once per cell; a pipe (which can be read only once) is first read
+    whole, under ``max_bytes``, into a temporary copy of the same name."""
+    check_readable(path)
+    if is_regular_file(path):
+        return _load_wired(path, max_bytes, layout, key_prefix)
+    import tempfile
+
+    data = read_file(path, max_bytes)
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / (path.name or "params")
+        if data.startswith(ZIP_MAGIC) and is_keras_zip(data):  # found by its name otherwise
+            copy = copy.with_name(f"{copy.name}.keras")
+        copy.write_bytes(data)
+        try:
+            return _load_wired(copy, max_bytes, layout, key_prefix)
+        except InputError as e:
+            raise type(e)(e.message.replace(str(copy), str(path)), e.hint) from None
+
+
+def _load_wired(
+    path: Path, max_bytes: int, layout: str | None, key_prefix: str | None
+) -> WiredStack:
     found = [
         i
         for i in survey_file(path, max_bytes)
