@@ -224,8 +224,9 @@ def assert_clean(result: Any, args: list[str], tmp_path: Path) -> None:
 DATA = Path(__file__).parent / "data"
 STACK_VALUES = {
     "--params": [str(DATA / n) for n in ("torch_lstm_2x2.pt", "torch_lstm_2x2.npz",
-                 "keras_stack.keras", "keras_model.keras", "keras_model.weights.h5",
-                 "onnx_bi_external.onnx", "torch_cell.pt")] + [str(PARAMS_DIR / "seed42.npz")],
+                 "keras_stack.keras", "keras_merge.keras", "keras_model.keras",
+                 "keras_model.weights.h5", "onnx_bi_external.onnx", "torch_cell.pt")]
+                + [str(PARAMS_DIR / "seed42.npz")],
     "--xs": [str(DATA / "torch_lstm_2x2_xs.npy"), str(DATA / "keras_stack_xs.npy"),
              str(DATA / "x4.npy"), str(PARAMS_DIR / "xs.npy"), str(PARAMS_DIR / "xs-batch.npy"),
              "-", "nope.npy"],

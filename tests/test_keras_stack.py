@@ -259,3 +259,31 @@ def test_a_stack_through_a_fifo_is_read_once(tmp_path, name, xs, message):
     else:
         assert proc.returncode == 2 and message in proc.stderr
         assert str(fifo) in proc.stderr and "tmp" not in proc.stderr.replace(str(tmp_path), "")
+
+
+def test_merge_modes_sum_ave_mul_equal_keras(runner, in_tmp):
+    """keras_merge.keras (Sequential, written by Keras): Bidirectional layers merged by sum,
+    ave, and mul (the last returning its last step, without bias), every cell of H = 2."""
+    with np.load(DATA / "keras_merge_out.npz") as f:
+        want = dict(f)
+    np.save("xs.npy", want["xs"])
+    args = ["run", "--params", str(DATA / "keras_merge.keras"), "--stack", "--xs", "xs.npy"]
+    result = runner.invoke(app, [*args, "--batch-first", "-o", "o.npz", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["directions"] == [2, 2, 2] and report["left_out"] == []
+    assert [c["F"] for c in report["cells"]] == [3, 3, 2, 2, 2, 2]  # sum, ave: X = H
+    with np.load("o.npz") as saved:
+        np.testing.assert_allclose(saved["y"], want["y"], rtol=0, atol=TOL)
+        assert saved["h_n"].shape == (6, 2, 2)  # one H: the states stack
+        for i in range(6):
+            np.testing.assert_allclose(saved["h_n"][i], want[f"h_n_{i}"], rtol=0, atol=TOL)
+            np.testing.assert_allclose(saved["c_n"][i], want[f"c_n_{i}"], rtol=0, atol=TOL)
+    np.save("h0.npy", np.zeros((6, 2, 2)))  # one H: initial states are accepted
+    result = runner.invoke(app, [*args, "--batch-first", "--h", "h0.npy", "--json"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(json.loads(result.stdout)["h_n"], saved_h(want), atol=TOL)
+
+
+def saved_h(want: dict[str, np.ndarray]) -> np.ndarray:
+    return np.stack([want[f"h_n_{i}"] for i in range(6)])

@@ -5,6 +5,8 @@
 first as ``run --stack`` reads by default; and keras_stack_out.npz, what Keras computes for it:
 ``y`` (B, 2) the output of ``dec`` (model.predict of the sub-model ending there) and ``h_n_i``,
 ``c_n_i`` every cell's final state (a twin model with return_state=True, the same weights).
+Also keras_merge.keras, a Sequential model of three Bidirectional(LSTM(2)) merged by sum, ave
+and mul, and keras_merge_out.npz (its xs (B, T, F), y and states), the same way.
 
 Run from the repository's root with keras and h5py installed:
 KERAS_BACKEND=torch python tests/data/make_keras_stack_fixture.py
@@ -43,21 +45,50 @@ def model(state: bool) -> tuple[Any, list[Any]]:
     return keras.Model(inp, [y, x, *states] if state else y), rnns
 
 
+def merges(state: bool) -> Any:
+    """A Sequential model of three Bidirectional(LSTM(2)) merged by sum, ave and mul (the last
+    returning its last step, without bias); with ``state``, a Functional twin whose outputs are
+    the last layer's and every layer's states."""
+    L = keras.layers
+    layers = [
+        L.Bidirectional(L.LSTM(2, return_sequences=True, return_state=state), merge_mode="sum"),
+        L.Bidirectional(L.LSTM(2, return_sequences=True, return_state=state), merge_mode="ave"),
+        L.Bidirectional(L.LSTM(2, use_bias=False, return_state=state), merge_mode="mul"),
+    ]
+    if not state:
+        return keras.Sequential([keras.Input((None, F)), *layers])
+    inp = keras.Input((None, F))
+    x, states = inp, list[Any]()
+    for layer in layers:
+        x, *s = layer(x)
+        states += s
+    return keras.Model(inp, [x, *states])
+
+
+def save(m: Any, twin: Any, y_model: Any, lead: int, name: str, seed: int) -> None:
+    """``m`` with random weights as ``name``.keras, and what Keras computes for an input: y
+    from ``y_model``, the states from ``twin`` (its outputs after the first ``lead``)."""
+    rng = np.random.default_rng(seed)
+    m.set_weights([0.6 * rng.standard_normal(w.shape) + 0.1 for w in m.get_weights()])
+    m.save(HERE / f"{name}.keras")
+    twin.set_weights(m.get_weights())
+    xs = np.random.default_rng(seed + 1).standard_normal((B, T, F))
+    y = y_model.predict(xs, verbose=0)
+    states = twin.predict(xs, verbose=0)[lead:]
+    arrays: dict[str, Any] = {"xs": xs, "y": np.asarray(y)}
+    arrays.update({f"{'hc'[j % 2]}_n_{j // 2}": np.asarray(s) for j, s in enumerate(states)})
+    np.savez(HERE / f"{name}_out.npz", **arrays)
+
+
 def main() -> None:
     keras.config.set_floatx("float64")
     m, rnns = model(state=False)
-    rng = np.random.default_rng(11)
-    m.set_weights([0.6 * rng.standard_normal(w.shape) + 0.1 for w in m.get_weights()])
-    m.save(HERE / "keras_stack.keras")
     twin, _ = model(state=True)
-    twin.set_weights(m.get_weights())
-    xs = np.random.default_rng(12).standard_normal((B, T, F))
-    y = keras.Model(m.inputs, rnns[-1].output).predict(xs, verbose=0)
-    _, _, *states = twin.predict(xs, verbose=0)
-    np.save(HERE / "keras_stack_xs.npy", xs.transpose(1, 0, 2))
-    arrays: dict[str, Any] = {"xs": xs, "y": np.asarray(y)}
-    arrays.update({f"{'hc'[j % 2]}_n_{j // 2}": np.asarray(s) for j, s in enumerate(states)})
-    np.savez(HERE / "keras_stack_out.npz", **arrays)
+    save(m, twin, keras.Model(m.inputs, rnns[-1].output), 2, "keras_stack", 11)
+    with np.load(HERE / "keras_stack_out.npz") as out:
+        np.save(HERE / "keras_stack_xs.npy", out["xs"].transpose(1, 0, 2))
+    m = merges(state=False)
+    save(m, merges(state=True), m, 1, "keras_merge", 21)
 
 
 if __name__ == "__main__":
