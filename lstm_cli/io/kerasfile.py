@@ -122,10 +122,10 @@ def _read_h5(f: IO[bytes] | Path, source: str, max_bytes: int, names: set[str]) 
     except Exception as e:
         raise InputError(f"{source}: not a readable HDF5 file ({type(e).__name__})") from None
     with h5:
-        if "layers" not in h5:
-            raise InputError(f"{source}: an HDF5 file that is not Keras 3 weights (no layers)")
         found: list[KerasLstm] = []
         try:
+            if "layers" not in h5:
+                raise InputError(f"{source}: an HDF5 file that is not Keras 3 weights (no layers)")
             _walk(h5["layers"], "", source, max_bytes, names, found)
         except InputError:
             raise
