@@ -74,7 +74,9 @@ def _archive(f: IO[bytes] | Path, source: str, max_bytes: int) -> tuple[Any, byt
                 raise InputError(f"{source}: not a Keras 3 archive (no {_WEIGHTS}, config.json)")
             config = _member(z, "config.json", source, max_bytes)
             weights = _member(z, _WEIGHTS, source, max_bytes)
-    except (zipfile.BadZipFile, OSError, EOFError):
+    except InputError:
+        raise
+    except Exception:  # a damaged zip raises many kinds (BadZipFile, NotImplementedError...)
         raise InputError(f"{source}: not a Keras .keras archive or a .weights.h5 file") from None
     try:
         return json.loads(config, parse_constant=reject_constant), weights
