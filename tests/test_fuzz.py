@@ -251,7 +251,7 @@ STACK_FLAGS = ["--batch-first", "--pretty", "--json", "--force", "--no-peepholes
     options=st.lists(st.sampled_from(sorted(STACK_VALUES)), max_size=5),
     flags=st.lists(st.sampled_from(STACK_FLAGS), max_size=3),
     picks=st.lists(st.integers(0, 10), min_size=5, max_size=5),
-    stdin=st.sampled_from(["", "[[1, 2, 3]]", '{"xs": [[0, 0, 0]]}', "{"]),
+    stdin=st.sampled_from(["", "[[1, 2, 3]]", '{"xs": [[0, 0, 0]]}', "{", "5", "[]", "[[[]]]"]),
 )
 def test_random_stack_command_lines_never_crash(tmp_path, monkeypatch, options, flags, picks,
                                                 stdin):  # fmt: skip

@@ -86,11 +86,18 @@ def test_run_stack_on_the_command_line(runner, in_tmp):
         (["--chunk-steps", "2"], "--chunk-steps cannot be combined"),
         (["--h", "h.npy"], "h0 has shape (2, 2), expected (4, 2, 2)"),
         (["--xs", "bad.npy"], "xs has shape (5, 7), expected (T, 3) or (T, B, 3)"),
+        (["--xs", "scalar.npy"], "xs has shape (), expected (T, 3) or (T, B, 3)"),
+        (
+            ["--xs", "no-batch.npy", "--batch-first"],
+            "xs has shape (0, 5, 3), expected (T, 3) or (B, T, 3), T >= 1 and B >= 1",
+        ),
     ],
 )
 def test_refusals(runner, in_tmp, extra, message):
     np.save("xs.npy", outputs()["xs"])
     np.save("bad.npy", np.zeros((5, 7)))
+    np.save("scalar.npy", np.float64(3))
+    np.save("no-batch.npy", np.zeros((0, 5, 3)))
     np.save("h.npy", np.zeros((2, 2)))
     args = ["run", "--params", str(DATA / "torch_lstm_2x2.pt"), "--stack", "--xs", "xs.npy"]
     result = runner.invoke(app, [*args, *extra])

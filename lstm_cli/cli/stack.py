@@ -130,9 +130,8 @@ def read_stack_inputs(
         raise InputError("xs is missing: a stack runs over a sequence", Hint.GIVE_XS)
     xs = cast_checked(read_array(xs_spec or "-", "xs", max_bytes), dtype, "xs", xs_spec or "-")
     layout = f"(T, {F}) or (B, T, {F})" if batch_first else f"(T, {F}) or (T, B, {F})"
-    T = xs.shape[1] if batch_first and xs.ndim == 3 else xs.shape[0]
-    if xs.ndim not in (2, 3) or xs.shape[-1] != F or T == 0:
-        raise InputError(f"xs has shape {xs.shape}, expected {layout}, T >= 1 "
+    if xs.ndim not in (2, 3) or xs.shape[-1] != F or 0 in xs.shape:
+        raise InputError(f"xs has shape {xs.shape}, expected {layout}, T >= 1 and B >= 1 "
                          f"(F = {F} from {source.params})")  # fmt: skip
     cells = [c for layer in layers.cells for c in layer]
     hidden = {c.n_hidden for c in cells}
