@@ -5,8 +5,9 @@
     PYTHONPATH=. python fuzz/fuzz_loaders.py -max_total_time=300 fuzz/corpus
 
 Feeds arbitrary bytes to every loader a user's input reaches: .npy/JSON array bytes, the JSON
-object of step inputs, params .npz and .safetensors files, and PyTorch checkpoints (.pt bytes,
-by name, surveyed, and through a pipe). Any exception other than InputError is a crash:
+object of step inputs, params .npz and .safetensors files, PyTorch checkpoints (.pt bytes,
+by name, surveyed, and through a pipe), Keras files, and .keras models read as ``run --stack``
+reads them (config.json's wiring and every cell). Any exception other than InputError is a crash:
 atheris stops and writes the input to crash-<hash>; copy it to tests/fuzz_regressions/ so that
 tests/test_fuzz_regressions.py replays it forever.
 """

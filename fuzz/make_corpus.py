@@ -38,6 +38,8 @@ def main(out: Path) -> None:
             seeds[f"{pt.name}-{kind}"] = bytes([kind]) + pt.read_bytes()
     for keras_file in sorted((ROOT / "tests" / "data").glob("keras_model.*")):
         seeds[f"{keras_file.name}-7"] = b"\x07" + keras_file.read_bytes()
+    for name in ("keras_stack.keras", "keras_merge.keras"):
+        seeds[f"{name}-8"] = b"\x08" + (ROOT / "tests" / "data" / name).read_bytes()
     for name, data in seeds.items():
         (out / name).write_bytes(data)
 

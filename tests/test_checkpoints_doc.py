@@ -32,6 +32,7 @@ def test_every_command_of_the_page_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     np.save("x.npy", np.array([0.5, -1.0, 2.0]))
     np.save("xs.npy", np.random.default_rng(0).standard_normal((5, 3)))
+    np.save("xs-bf.npy", np.random.default_rng(1).standard_normal((2, 5, 3)))  # (B, T, F)
     with np.load("torch_lstm_2x2_out.npz") as out:  # layer 0's output: layer 1's input
         np.save("y0.npy", out["y0"][:, 0])
     commands = page_commands()

@@ -78,6 +78,7 @@ def test_every_page_s_commands_run(page, tmp_path, monkeypatch):
     """Each page's `lstm-cell ...` lines run, in order, in a folder holding a copy of params/;
     a line is skipped only when it names a file of the user's (my_lstm.py, x.npy, ...)."""
     shutil.copytree(PARAMS_DIR, tmp_path / "params")
+    shutil.copytree(ROOT / "tests" / "data", tmp_path / "tests" / "data")  # framework files
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     for command in readme_commands(page):
@@ -111,6 +112,7 @@ def test_readme_lstm_cell_commands_run(tmp_path, monkeypatch):
     """The README's `lstm-cell ...` lines run, in order, in a folder holding a copy of params/;
     a line is skipped only when it names a file of the user's (my_lstm.py, x.npy, ...)."""
     shutil.copytree(PARAMS_DIR, tmp_path / "params")
+    shutil.copytree(ROOT / "tests" / "data", tmp_path / "tests" / "data")  # framework files
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     ran = []

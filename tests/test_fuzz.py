@@ -9,6 +9,7 @@ import os
 import stat
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -192,7 +193,11 @@ def test_random_command_lines_never_crash(
         values = OPTION_VALUES[opt]
         args += [opt, values[picks[k] % len(values)]]
     args += flags
-    result = runner.invoke(app, args, input=stdin)
+    assert_clean(runner.invoke(app, args, input=stdin), args, tmp_path)
+
+
+def assert_clean(result: Any, args: list[str], tmp_path: Path) -> None:
+    """Exit 0, 1 or 2 without a traceback; the file kinds intact; only complete outputs left."""
     assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output)
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         args,
@@ -214,6 +219,94 @@ def test_random_command_lines_never_crash(
             assert text.strip() and (leftover.suffix == ".txt" or "<svg" in text), leftover
         elif leftover.is_file():
             assert zipfile.is_zipfile(leftover), leftover
+
+
+DATA = Path(__file__).parent / "data"
+STACK_VALUES = {
+    "--params": [str(DATA / n) for n in ("torch_lstm_2x2.pt", "torch_lstm_2x2.npz",
+                 "keras_stack.keras", "keras_merge.keras", "keras_model.keras",
+                 "keras_model.weights.h5", "onnx_bi_external.onnx", "torch_cell.pt")]
+                + [str(PARAMS_DIR / "seed42.npz")],
+    "--xs": [str(DATA / "torch_lstm_2x2_xs.npy"), str(DATA / "keras_stack_xs.npy"),
+             str(DATA / "x4.npy"), str(PARAMS_DIR / "xs.npy"), str(PARAMS_DIR / "xs-batch.npy"),
+             "-", "nope.npy"],
+    "--h": [str(DATA / "x4.npy"), "in/h0.npy", str(PARAMS_DIR / "h_prev.npy")],
+    "--c": ["in/h0.npy", str(PARAMS_DIR / "c_prev.npy")],
+    "--backend": ["numpy", "compiled", "auto", "gpu"],
+    "--dtype": ["float32", "float64"],
+    "--out": ["out.npz", "out.json", "out.safetensors", "-"],
+    "--export-view": ["v.txt", "v.svg"],
+    "--key-prefix": ["enc", "bi", "lstm."],
+    "--layer": ["0", "1"],
+    "--direction": ["reverse"],
+    "--clip": ["0.5"],
+    "--chunk-steps": ["2"],
+    "--max-input-mb": ["1", "0"],
+}  # fmt: skip
+STACK_FLAGS = ["--batch-first", "--pretty", "--json", "--force", "--no-peepholes", "-v"]
+
+
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=SHARED_FIXTURES)
+@given(
+    options=st.lists(st.sampled_from(sorted(STACK_VALUES)), max_size=5),
+    flags=st.lists(st.sampled_from(STACK_FLAGS), max_size=3),
+    picks=st.lists(st.integers(0, 10), min_size=5, max_size=5),
+    stdin=st.sampled_from(["", "[[1, 2, 3]]", '{"xs": [[0, 0, 0]]}', "{", "5", "[]", "[[[]]]"]),
+)
+def test_random_stack_command_lines_never_crash(tmp_path, monkeypatch, options, flags, picks,
+                                                stdin):  # fmt: skip
+    """``run --stack`` on the committed torch, ONNX and Keras files with any mix of options."""
+    pytest.importorskip("h5py")
+    monkeypatch.chdir(tmp_path)
+    file_kinds(tmp_path)
+    (tmp_path / "in").mkdir(exist_ok=True)
+    np.save("in/h0.npy", np.zeros((4, 2, 2)))  # a folder: the leftover check skips it
+    args = ["run", "--stack"]
+    for k, opt in enumerate(options):
+        values = STACK_VALUES[opt]
+        args += [opt, values[picks[k] % len(values)]]
+    args += flags
+    assert_clean(runner.invoke(app, args, input=stdin), args, tmp_path)
+
+
+def _replace(tree: Any, path: list[int], value: Any) -> Any:
+    """``tree`` with the node reached by ``path`` (each int picks a key or an item) replaced."""
+    if not path or not isinstance(tree, (dict, list)) or not tree:
+        return value
+    keys = sorted(tree) if isinstance(tree, dict) else list(range(len(tree)))
+    key = keys[path[0] % len(keys)]
+    new = dict(tree) if isinstance(tree, dict) else list(tree)
+    new[key] = _replace(tree[key], path[1:], value)
+    return new
+
+
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=SHARED_FIXTURES)
+@given(
+    edits=st.lists(
+        st.tuples(st.lists(st.integers(0, 40), max_size=8), json_values), min_size=1, max_size=3
+    ),
+    batch_first=st.booleans(),
+)
+def test_mutated_keras_configs_run_or_are_refused(tmp_path, monkeypatch, edits, batch_first):
+    """A .keras model whose config.json has random nodes replaced: ``run --stack`` runs it or
+    refuses it with one line, never a crash."""
+    pytest.importorskip("h5py")
+    monkeypatch.chdir(tmp_path)
+    file_kinds(tmp_path)
+    with zipfile.ZipFile(DATA / "keras_stack.keras") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(members["config.json"])
+    for path, value in edits:
+        config = _replace(config, path, value)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile("m.keras", "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    args = ["run", "--params", "m.keras", "--stack", "--xs", str(DATA / "keras_stack_xs.npy")]
+    result = runner.invoke(app, [*args, *(["--batch-first"] if batch_first else [])])
+    assert_clean(result, args, tmp_path)
+    if result.exit_code:
+        assert result.output.startswith("Error: ") and result.output.count("\n") <= 2
 
 
 @settings(max_examples=examples(200), deadline=None, suppress_health_check=SHARED_FIXTURES)

@@ -1,7 +1,7 @@
 """The fuzz target fed PyTorch checkpoint bytes: the committed .pt fixtures (zip and legacy
 format), truncated at random points and with random bytes flipped, are refused with an
 InputError, never another exception, by every .pt entry point of fuzz/targets.py; so are the
-committed Keras files, truncated."""
+committed Keras files, truncated, surveyed and read as a stack."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fuzz.targets import KERAS_KIND, PT_KINDS, dispatch
+from fuzz.targets import KERAS_KIND, PT_KINDS, STACK_KIND, dispatch
 from lstm_cli.errors import InputError
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -65,3 +65,13 @@ def test_truncated_keras_files_raise_only_input_error(path: Path, tmp_path: Path
     for cut in sorted({0, 1, len(data) - 1, *rng.integers(0, len(data), CUTS).tolist()}):
         with pytest.raises(InputError):
             dispatch(bytes([KERAS_KIND]) + data[:cut], tmp_path)
+
+
+def test_truncated_keras_stacks_raise_only_input_error(tmp_path: Path):
+    pytest.importorskip("h5py")
+    data = (DATA / "keras_stack.keras").read_bytes()
+    dispatch(bytes([STACK_KIND]) + data, tmp_path)  # the whole model loads as a stack
+    rng = np.random.default_rng(len(data) + 1)
+    for cut in sorted({0, 1, len(data) - 1, *rng.integers(0, len(data), CUTS).tolist()}):
+        with pytest.raises(InputError):
+            dispatch(bytes([STACK_KIND]) + data[:cut], tmp_path)

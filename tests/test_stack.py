@@ -65,7 +65,8 @@ def test_run_stack_on_the_command_line(runner, in_tmp):
     result = runner.invoke(app, [*args, "--h", "h0.npy", "--c", "c0.npy", "-o", "o.npz", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert (report["layers"], report["directions"], report["y"]) == (2, 2, [5, 2, 4])
+    assert (report["layers"], report["directions"], report["y"]) == (2, [2, 2], [5, 2, 4])
+    assert report["left_out"] == [] and [c["H"] for c in report["cells"]] == [2, 2, 2, 2]
     np.testing.assert_allclose(report["h_n"], want["h_n"], rtol=0, atol=1e-10)
     np.testing.assert_allclose(report["c_n"], want["c_n"], rtol=0, atol=1e-10)
     with np.load("o.npz") as saved:
@@ -81,14 +82,22 @@ def test_run_stack_on_the_command_line(runner, in_tmp):
         (["--layer", "1"], "--layer/--direction cannot be combined"),
         (["--direction", "reverse"], "--layer/--direction cannot be combined"),
         (["--gates", "--out", "o.npz"], "--gates cannot be combined"),
-        (["--batch-first"], "--batch-first cannot be combined"),
+        (["--plot", "p.png"], "--plot cannot be combined"),
+        (["--chunk-steps", "2"], "--chunk-steps cannot be combined"),
         (["--h", "h.npy"], "h0 has shape (2, 2), expected (4, 2, 2)"),
         (["--xs", "bad.npy"], "xs has shape (5, 7), expected (T, 3) or (T, B, 3)"),
+        (["--xs", "scalar.npy"], "xs has shape (), expected (T, 3) or (T, B, 3)"),
+        (
+            ["--xs", "no-batch.npy", "--batch-first"],
+            "xs has shape (0, 5, 3), expected (T, 3) or (B, T, 3), T >= 1 and B >= 1",
+        ),
     ],
 )
 def test_refusals(runner, in_tmp, extra, message):
     np.save("xs.npy", outputs()["xs"])
     np.save("bad.npy", np.zeros((5, 7)))
+    np.save("scalar.npy", np.float64(3))
+    np.save("no-batch.npy", np.zeros((0, 5, 3)))
     np.save("h.npy", np.zeros((2, 2)))
     args = ["run", "--params", str(DATA / "torch_lstm_2x2.pt"), "--stack", "--xs", "xs.npy"]
     result = runner.invoke(app, [*args, *extra])
@@ -97,13 +106,10 @@ def test_refusals(runner, in_tmp, extra, message):
     assert not Path("o.npz").exists()
 
 
-def test_keras_and_no_params_refused(runner, in_tmp):
+def test_no_params_refused(runner, in_tmp):
     np.save("xs.npy", np.zeros((5, 3)))
     result = runner.invoke(app, ["run", "--stack", "--xs", "xs.npy"])
     assert result.exit_code == 2 and "needs --params" in result.output
-    keras = ["run", "--params", str(DATA / "keras_model.keras"), "--stack", "--xs", "xs.npy"]
-    result = runner.invoke(app, keras)
-    assert result.exit_code == 2 and "a Keras file is not run as a stack" in result.output
 
 
 def test_a_layer_that_does_not_read_the_layer_below_is_refused(runner, in_tmp):
@@ -115,3 +121,85 @@ def test_a_layer_that_does_not_read_the_layer_below_is_refused(runner, in_tmp):
     result = runner.invoke(app, ["run", "--params", "bad.npz", "--stack", "--xs", "xs.npy"])
     assert result.exit_code == 2
     assert "layer 1 cell 0 has F = 3, H = 2; a stack of 2 direction(s) needs F = 4" in result.output
+
+
+def test_batch_first_reads_b_t_f_and_saves_b_t_x(runner, in_tmp):
+    want = outputs()
+    np.save("xs.npy", want["xs"].swapaxes(0, 1))  # (B, T, F)
+    np.save("h0.npy", want["h0"])  # states unchanged: (L*D, B, H)
+    args = ["run", "--params", str(DATA / "torch_lstm_2x2.pt"), "--stack", "--xs", "xs.npy"]
+    result = runner.invoke(app, [*args, "--batch-first", "--h", "h0.npy", "--c", "h0.npy",
+                                 "-o", "o.npz", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["y"] == [2, 5, 4] and report["batch_first"] is True
+    layers = [[cast_cell(ps.params, "float64", "t", ps.bias_halves) for ps in sets]
+              for sets in load_stack(DATA / "torch_lstm_2x2.pt", 1 << 30)]  # fmt: skip
+    r = run_stack(layers, want["xs"], want["h0"], want["h0"])
+    with np.load("o.npz") as saved:
+        np.testing.assert_array_equal(saved["y"], r.y.swapaxes(0, 1))
+        np.testing.assert_array_equal(saved["y_l0"], r.layer_outputs[0].swapaxes(0, 1))
+        np.testing.assert_array_equal(saved["h_n"], r.h_n)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "compiled", "auto"])
+def test_the_backend_is_passed_through(runner, in_tmp, backend, monkeypatch):
+    from lstm_cli import compiled, sequence
+
+    if backend == "compiled" and not compiled.available():
+        pytest.skip("the compiled kernel was not built (no C compiler)")
+    seen = []
+    real = sequence.run_sequence
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["backend"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("lstm_cli.stack.run_sequence", spy)
+    want = outputs()
+    np.save("xs.npy", want["xs"][:, 0])  # unbatched: auto may choose compiled
+    args = ["run", "--params", str(DATA / "torch_lstm_2x2.pt"), "--stack", "--xs", "xs.npy"]
+    result = runner.invoke(app, [*args, "--backend", backend, "-v", "--json"])
+    assert result.exit_code == 0, result.output
+    chosen = json.loads(result.stdout)["backend"]
+    assert seen == [chosen] * 4 and f"backend: {chosen}" in result.stderr
+    assert chosen == ("numpy" if backend == "numpy" or not compiled.available() else "compiled")
+    r = run_stack(
+        [[cast_cell(ps.params, "float64", "t", ps.bias_halves) for ps in sets]
+         for sets in load_stack(DATA / "torch_lstm_2x2.pt", 1 << 30)],
+        want["xs"][:, 0],
+    )  # fmt: skip
+    np.testing.assert_allclose(json.loads(result.stdout)["h_n"], r.h_n, rtol=0, atol=1e-12)
+
+
+def test_compiled_backend_refused_when_not_installed(runner, in_tmp, monkeypatch):
+    from lstm_cli import compiled
+
+    monkeypatch.setattr(compiled, "available", lambda: False)
+    np.save("xs.npy", outputs()["xs"])
+    args = ["run", "--params", str(DATA / "torch_lstm_2x2.pt"), "--stack", "--xs", "xs.npy"]
+    result = runner.invoke(app, [*args, "--backend", "compiled"])
+    assert result.exit_code == 2 and "--backend compiled: the compiled backend is not" in (
+        result.output
+    )
+
+
+def test_the_view_is_a_table_and_export_writes_it(runner, in_tmp):
+    want = outputs()
+    np.save("xs.npy", want["xs"])
+    args = ["run", "--params", str(DATA / "torch_lstm_2x2.pt"), "--stack", "--xs", "xs.npy"]
+    result = runner.invoke(app, [*args, "--pretty", "--export-view", "v.txt"],
+                           env={"COLUMNS": "120"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert not result.stdout.lstrip().startswith("{")
+    for part in ("layer", "dir", "h_n, batch row 0", "y (5, 2, 4), h_n and c_n (4, 2, 2)"):
+        assert part in result.stdout, part
+    assert result.stdout.count("reverse ←") == 2 and "│ l1 " in result.stdout
+    r = run_stack(
+        [[cast_cell(ps.params, "float64", "t", ps.bias_halves) for ps in sets]
+         for sets in load_stack(DATA / "torch_lstm_2x2.pt", 1 << 30)],
+        want["xs"],
+    )  # fmt: skip
+    assert f"{r.h_n[3, 0, 0]:+.4f} {r.h_n[3, 0, 1]:+.4f}" in result.stdout
+    assert f"{r.c_n[0, 0, 0]:+.4f} {r.c_n[0, 0, 1]:+.4f}" in result.stdout
+    assert "layer" in Path("v.txt").read_text()

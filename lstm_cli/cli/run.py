@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
@@ -191,9 +192,10 @@ def run(
         bool,
         typer.Option(
             "--stack",
-            help="Run every layer and direction of the file's LSTM (nn.LSTM, an ONNX node) as "
-            "the framework does: prints h_n, c_n (L*D, [B,] H); --h/--c are (L*D, [B,] H); "
-            "--out saves y (T, [B,] D*H), h_n, c_n and each layer's output y_l0, y_l1, ...",
+            help="Run every layer and direction of the file's LSTM (nn.LSTM, an ONNX node, a "
+            ".keras model's chain of LSTM layers) as the framework does: prints h_n, c_n "
+            "(L*D, [B,] H); --h/--c are (L*D, [B,] H); --out saves y (T, [B,] D*H), h_n, c_n "
+            "and each layer's output y_l0, y_l1, ...",
         ),
     ] = False,
     force: opt.ForceOpt = False,
@@ -221,12 +223,12 @@ def run(
     _check_outputs(out, gates, export_view, plot, force)
     max_bytes = max_input_mb << 20
     if whole:  # every layer and direction: cli/stack.py
-        refuse_stack_options(source, gates, batch_first, plot, export_view, chunk_steps)
-        return run_stacked(source, xs, (h, c), dtype.value, out, force, max_bytes, pretty)
+        refuse_stack_options(source, gates, plot, chunk_steps)
+        go = functools.partial(_backend, backend.value, verbose=verbose)
+        return run_stacked(source, xs, (h, c), dtype.value, out, force, max_bytes, pretty,
+                           batch_first, go, export_view)  # fmt: skip
     param_set, label = opt.load_cell(source, max_bytes)
-    cell = opt.cast_cell(
-        param_set.params, dtype.value, label, param_set.bias_halves
-    )  # variants included
+    cell = opt.cast_cell(param_set.params, dtype.value, label, param_set.bias_halves)  # +variants
     _backend(backend.value, cell, None, verbose=False)  # refused before reading the inputs
     inputs, T, B = resolve_run_inputs(
         xs, {"h_prev": h, "c_prev": c}, cell.n_features, cell.n_hidden, label, batch_first,

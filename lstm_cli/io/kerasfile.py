@@ -49,19 +49,39 @@ def read_keras(f: IO[bytes] | Path, source: str, max_bytes: int) -> list[KerasLs
         f.seek(0)
     if head.startswith(HDF5_MAGIC):
         return _read_h5(f, source, max_bytes, set())
+    config, weights = _archive(f, source, max_bytes)
+    try:
+        names = _layer_names(config)
+    except (ValueError, TypeError, AttributeError, KeyError):
+        raise InputError(f"{source}: config.json is not a Keras model config") from None
+    return _read_h5(io.BytesIO(weights), source, max_bytes, names)
+
+
+def read_keras_config(path: Path, source: str, max_bytes: int) -> Any:
+    """The model config (parsed config.json) of a ``.keras`` archive; None for a bare
+    ``.weights.h5``, which has none."""
+    with path.open("rb") as f:
+        if f.read(8).startswith(HDF5_MAGIC):
+            return None
+    return _archive(path, source, max_bytes)[0]
+
+
+def _archive(f: IO[bytes] | Path, source: str, max_bytes: int) -> tuple[Any, bytes]:
+    """A ``.keras`` archive's parsed config.json and its weights file's bytes."""
     try:
         with zipfile.ZipFile(f) as z:
             if not is_keras_archive(z.namelist()):
                 raise InputError(f"{source}: not a Keras 3 archive (no {_WEIGHTS}, config.json)")
             config = _member(z, "config.json", source, max_bytes)
             weights = _member(z, _WEIGHTS, source, max_bytes)
-    except (zipfile.BadZipFile, OSError, EOFError):
+    except InputError:
+        raise
+    except Exception:  # a damaged zip raises many kinds (BadZipFile, NotImplementedError...)
         raise InputError(f"{source}: not a Keras .keras archive or a .weights.h5 file") from None
     try:
-        names = _layer_names(json.loads(config, parse_constant=reject_constant))
-    except (ValueError, TypeError, AttributeError):
+        return json.loads(config, parse_constant=reject_constant), weights
+    except (ValueError, TypeError, RecursionError):
         raise InputError(f"{source}: config.json is not a Keras model config") from None
-    return _read_h5(io.BytesIO(weights), source, max_bytes, names)
 
 
 def _member(z: zipfile.ZipFile, name: str, source: str, max_bytes: int) -> bytes:
@@ -104,10 +124,10 @@ def _read_h5(f: IO[bytes] | Path, source: str, max_bytes: int, names: set[str]) 
     except Exception as e:
         raise InputError(f"{source}: not a readable HDF5 file ({type(e).__name__})") from None
     with h5:
-        if "layers" not in h5:
-            raise InputError(f"{source}: an HDF5 file that is not Keras 3 weights (no layers)")
         found: list[KerasLstm] = []
         try:
+            if "layers" not in h5:
+                raise InputError(f"{source}: an HDF5 file that is not Keras 3 weights (no layers)")
             _walk(h5["layers"], "", source, max_bytes, names, found)
         except InputError:
             raise

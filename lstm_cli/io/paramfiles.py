@@ -181,7 +181,7 @@ def _load_buffered(data: bytes, source: str, max_bytes: int, reader: LstmReader[
     named_onnx = reader.layout == "onnx" or source.lower().endswith(ONNX_SUFFIX)
     if named_onnx and not data.startswith(ZIP_MAGIC) and not _is_safetensors(data):
         return reader.onnx(data, source, None, max_bytes)
-    if data.startswith(HDF5_MAGIC) or (data.startswith(ZIP_MAGIC) and _is_keras_zip(data)):
+    if data.startswith(HDF5_MAGIC) or (data.startswith(ZIP_MAGIC) and is_keras_zip(data)):
         _keras_layout(reader.layout, source)
         return reader.keras(read_keras(io.BytesIO(data), source, max_bytes), source)
     if _is_safetensors(data):
@@ -207,7 +207,7 @@ def _keras_layout(layout: str | None, source: str) -> None:
         raise InputError(f"{source}: a Keras file holds keras LSTMs, not {layout}")
 
 
-def _is_keras_zip(data: bytes) -> bool:
+def is_keras_zip(data: bytes) -> bool:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             return is_keras_archive(z.namelist())

@@ -16,10 +16,12 @@ from lstm_cli.core import Array
 from lstm_cli.errors import InputError
 from lstm_cli.layouts import Candidate, find_candidates, refuse_gru
 from lstm_cli.params import ParamSet, Variant
+from lstm_cli.stack import LayerWiring
 
 from .cells import DIRECTIONS, CellChoice, shape_of, torch_cells
 from .kerasfile import KerasLstm, describe_keras
-from .paramfiles import load_param_set, read_lstm_file
+from .paramfiles import is_keras_zip, load_param_set, read_lstm_file
+from .reader import ZIP_MAGIC, check_readable, is_regular_file, read_file
 
 NATIVE_META = ("native", "onnx")  # the layouts whose files store variant switches in meta
 
@@ -127,28 +129,74 @@ def _describe(
     )
 
 
+@dataclass(frozen=True)
+class WiredStack:
+    """The cells of each layer of one LSTM (forward, then reverse), and, for a Keras model,
+    each layer's wiring, name, and the layers after the last LSTM layer (not run)."""
+
+    sets: list[list[ParamSet]]
+    wiring: list[LayerWiring] | None = None
+    names: list[str] | None = None
+    left_out: list[str] | None = None
+
+
 def load_stack(
     path: Path, max_bytes: int, layout: str | None = None, key_prefix: str | None = None
 ) -> list[list[ParamSet]]:
+    """Every cell of one LSTM of ``path``, per layer: :func:`load_wired_stack`'s cells."""
+    return load_wired_stack(path, max_bytes, layout, key_prefix).sets
+
+
+def load_wired_stack(
+    path: Path, max_bytes: int, layout: str | None = None, key_prefix: str | None = None
+) -> WiredStack:
     """Every cell of one LSTM of ``path``, per layer (forward, then reverse): what
     :func:`lstm_cli.stack.run_stack` runs, once each cell is cast. A PyTorch ``nn.LSTM``, an
-    ONNX LSTM node (one layer) or any one-cell LSTM; a Keras file is refused (its layers are
-    separate LSTMs, whose wiring the weights do not say)."""
+    ONNX LSTM node (one layer), any one-cell LSTM, or the chain of LSTM layers of a Keras
+    model (a ``.keras`` archive, wired by its config: :mod:`.kerasmodel`).
+
+    The file is opened once per cell; a pipe (which can be read only once) is first read
+    whole, under ``max_bytes``, into a temporary copy of the same name."""
+    check_readable(path)
+    if is_regular_file(path):
+        return _load_wired(path, max_bytes, layout, key_prefix)
+    import tempfile
+
+    data = read_file(path, max_bytes)
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / (path.name or "params")
+        if data.startswith(ZIP_MAGIC) and is_keras_zip(data):  # found by its name otherwise
+            copy = copy.with_name(f"{copy.name}.keras")
+        copy.write_bytes(data)
+        try:
+            return _load_wired(copy, max_bytes, layout, key_prefix)
+        except InputError as e:
+            raise type(e)(e.message.replace(str(copy), str(path)), e.hint) from None
+
+
+def _load_wired(
+    path: Path, max_bytes: int, layout: str | None, key_prefix: str | None
+) -> WiredStack:
     found = [
         i
         for i in survey_file(path, max_bytes)
         if key_prefix in (None, i.name) and layout in (None, i.layout)
     ]
     if found and found[0].layout == "keras":
-        raise InputError(
-            f"{path}: a Keras file is not run as a stack (its LSTM layers' wiring is in the "
-            "model, not the weights); run each layer as a cell"
-        )
+        from .kerasmodel import load_keras_stack
+
+        if key_prefix is not None:
+            raise InputError(
+                f"{path}: a Keras stack is the model's whole chain of LSTM layers, not the "
+                f"layer {key_prefix!r} alone"
+            )
+        k = load_keras_stack(path, max_bytes)
+        return WiredStack(k.sets, k.wiring, k.names, k.left_out)
     if len(found) == 1:
         layers, directions = found[0].layers, found[0].directions
     else:  # none or several: the loader below says which
         layers, directions = 1, 1
-    return [
+    return WiredStack([
         [
             load_param_set(
                 path, max_bytes, layout=layout, key_prefix=key_prefix,
@@ -157,4 +205,4 @@ def load_stack(
             for d in range(directions)
         ]
         for k in range(layers)
-    ]  # fmt: skip
+    ])  # fmt: skip

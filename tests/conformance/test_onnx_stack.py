@@ -64,7 +64,7 @@ def test_the_stack_of_an_onnx_node_equals_onnxruntime(
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert (report["layers"], report["directions"]) == (1, D)
+    assert (report["layers"], report["directions"]) == (1, [D])
     with np.load("o.npz") as saved:
         got_y = saved["y"].reshape(T, B, D, H).transpose(0, 2, 1, 3)
         np.testing.assert_allclose(got_y, y, atol=TOL32)
