@@ -20,9 +20,8 @@ for those layouts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -476,13 +475,20 @@ def import_bias_halves(
         names = candidate.spec.optional
         if not all(k(n) in keys for n in names):
             return None
-        first, second, order = get(k(names[0])), get(k(names[1])), PYTORCH_ORDER
-    elif candidate.layout == "onnx" and k("B") in keys:
-        B = get(k("B"))
-        H4 = B.shape[-1] // 2
-        first, second, order = B[0, :H4], B[0, H4:], ONNX_ORDER
-    else:
-        return None
+        return _halves(get(k(names[0])), get(k(names[1])), PYTORCH_ORDER)
+    if candidate.layout == "onnx" and k("B") in keys:
+        return onnx_bias_halves(get(k("B")))
+    return None
+
+
+def onnx_bias_halves(B: Array) -> BiasHalves | None:
+    """Both halves of one direction's ONNX bias B (1, 8H) = [Wb, Rb]; None if Rb is zero."""
+    H4 = B.shape[-1] // 2
+    return _halves(B[0, :H4], B[0, H4:], ONNX_ORDER)
+
+
+def _halves(first: Array, second: Array, order: tuple[str, ...]) -> BiasHalves | None:
+    """Two (4H,) biases in a framework's gate ``order``; None if the second is all zeros."""
     if not np.any(second):
         return None
     H, dtype = first.shape[0] // 4, np.result_type(first, second)
@@ -491,7 +497,3 @@ def import_bias_halves(
         {b: first[r].astype(dtype) for b, r in rows.items()},
         {b: second[r].astype(dtype) for b, r in rows.items()},
     )
-
-
-def describe_arrays(arrays: Mapping[str, Array]) -> dict[str, Any]:
-    return {k: list(v.shape) for k, v in arrays.items()}

@@ -135,7 +135,7 @@ def test_batch_first_reads_b_t_f_and_saves_b_t_x(runner, in_tmp):
     assert report["y"] == [2, 5, 4] and report["batch_first"] is True
     layers = [[cast_cell(ps.params, "float64", "t", ps.bias_halves) for ps in sets]
               for sets in load_stack(DATA / "torch_lstm_2x2.pt", 1 << 30)]  # fmt: skip
-    r = run_stack(layers, want["xs"], want["h0"], want["h0"])
+    r = run_stack(layers, want["xs"], want["h0"], want["h0"], backend="auto")  # as the CLI
     with np.load("o.npz") as saved:
         np.testing.assert_array_equal(saved["y"], r.y.swapaxes(0, 1))
         np.testing.assert_array_equal(saved["y_l0"], r.layer_outputs[0].swapaxes(0, 1))

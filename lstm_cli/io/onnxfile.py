@@ -8,7 +8,7 @@ from typing import Any
 
 from lstm_cli.core import Array
 from lstm_cli.errors import InputError
-from lstm_cli.layouts import from_onnx
+from lstm_cli.layouts import from_onnx, onnx_bias_halves
 from lstm_cli.params import FORMAT_VERSION, ParamSet
 
 from .arrays import as_float_array
@@ -73,7 +73,8 @@ def load_onnx_model(
         "n_hidden": params.n_hidden,
         **params.variant.to_meta(),
     }
-    return ParamSet(params=params, meta=meta)
+    halves = None if "B" not in arrays else onnx_bias_halves(arrays["B"])
+    return ParamSet(params=params, meta=meta, bias_halves=halves)
 
 
 def _direction(arr: Array, name: str, index: int, n_cells: int, label: str) -> Array:
