@@ -1,0 +1,92 @@
+"""Written from the survivors of mutation testing of lstm_cli/porting/diagnose.py
+(docs/mutation.md): when no known mistake matches, the diagnosis says where the difference
+first appears, word for word, with the number of failing cases and ``matched`` False."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstm_cli.porting.check import SIGNATURES, check_function
+from lstm_cli.porting.diagnose import Diagnosis
+from lstm_cli.porting.vectors import build_cases
+
+from . import ports
+
+CASES = build_cases(12, seed=0)
+
+
+def only_diagnosis(fn, name: str) -> tuple[Diagnosis, list[str]]:
+    result = check_function(fn, name, CASES, SIGNATURES["seed"])
+    assert not result.ok and len(result.diagnoses) == 1
+    return result.diagnoses[0], [r.name for r in result.reports if not r.ok]
+
+
+def test_h_next_alone_differing_points_at_the_output_gate():
+    d, failing = only_diagnosis(ports.off_by_a_little, "off_by_a_little")
+    assert d == Diagnosis(
+        "h_next: output gate or tanh(c_next)",
+        "c_next agrees but h_next does not: look at o_t = sigmoid(Wo @ u + bo) and "
+        "h_next = o_t * tanh(c_next)",
+        f"{len(failing)} failing cases",
+        matched=False,
+    )
+
+
+def test_c_next_differing_points_at_the_cell_update_and_the_zero_case():
+    def two_bugs(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):  # swapped, no tanh
+        return ports.no_tanh_on_c(x_t, h_prev, c_prev, Wi, Wf, Wo, Wc, bi, bf, bo, bc)
+
+    d, failing = only_diagnosis(two_bugs, "two_bugs")
+    zeros = [c.name for c in CASES if c.spec.name == "zeros" and c.name in failing]
+    assert zeros  # the biases alone already show the swap
+    assert d == Diagnosis(
+        "c_next: input, forget or candidate gate",
+        "c_next already differs: look at i_t, f_t, c_t_candidate and "
+        "c_next = f_t * c_prev + i_t * c_t_candidate (also with zero input and state, where "
+        f"only the biases act: {zeros[0]})",
+        f"{len(failing)} failing cases; no known mistake matches",
+        matched=False,
+    )
+
+
+def test_a_small_float32_only_difference_is_called_rounding():
+    def nudged(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc):
+        h, c = ports.correct(x_t, h_prev, c_prev, Wf, Wi, Wo, Wc, bf, bi, bo, bc)
+        if np.asarray(x_t).dtype != np.float32:
+            return h, c
+        return h * np.float32(1 + 2e-4), c * np.float32(1 + 2e-4)
+
+    d, failing = only_diagnosis(nudged, "nudged")
+    assert failing and all(c.dtype == "float32" for c in CASES if c.name in failing)
+    assert d == Diagnosis(
+        "float32 rounding",
+        "only float32 cases differ, by little: the difference looks like rounding "
+        "(accumulation order, a lower-precision exp); loosen --atol/--rtol if acceptable",
+        f"{len(failing)} failing cases",
+        matched=False,
+    )
+
+
+def test_a_known_mistake_explains_every_failing_case():
+    result = check_function(ports.swapped_gates, "swapped", CASES, SIGNATURES["seed"])
+    failing = [r for r in result.reports if not r.ok]
+    d = result.diagnoses[0]
+    assert d.culprit == "gate order: the forget and input gates are swapped"
+    assert d.explains == f"all {len(CASES)} cases" and d.matched
+    assert d.cases_explained == len(failing) > 0
+
+
+def test_non_finite_outputs_name_the_cases_and_the_warning():
+    result = check_function(ports.naive_sigmoid_float32, "naive", CASES, SIGNATURES["seed"])
+    nonfinite = [r.name for r in result.reports if not r.ok and r.h_abs is None]
+    d = result.diagnoses[0]
+    assert d.culprit == "naive sigmoid/tanh: exp overflows on large pre-activations"
+    assert d.detail == (
+        "NaN/inf only on the extreme cases, where |z| is large: exp(z) overflows (above ~88 "
+        "in float32, ~709 in float64) and exp(z)/(1+exp(z)) or a tanh written with exp gives "
+        "inf/inf = NaN; use 1/(1+exp(-z)) with the overflow silenced, or the piecewise stable "
+        "form (it warned RuntimeWarning: overflow encountered in exp)"
+    )
+    more = f" and {len(nonfinite) - 3} more" if len(nonfinite) > 3 else ""
+    assert d.explains == ", ".join(nonfinite[:3]) + more
+    assert d.matched and d.cases_explained == len(nonfinite) > 0
