@@ -94,3 +94,24 @@ def test_a_doubled_gradient_is_reported_with_its_relative_and_absolute_error(mon
     assert row.rel_error == pytest.approx(1 / 3, rel=1e-6)  # |2g - g| / (|2g| + |g|)
     assert row.max_abs_error == pytest.approx(np.max(np.abs(doubled_g)) / 2, rel=1e-6)
     assert not row.ok
+
+
+@pytest.mark.parametrize("xs_shape", [(0, 3), (3,), (2, 1, 1, 3)])
+def test_a_sequence_without_steps_or_of_the_wrong_rank_is_refused(xs_shape):
+    cell = LSTMParams(**random_cell(np.random.default_rng(14), 3, 2))
+    with pytest.raises(ValueError, match="xs must") as e:
+        backward.lstm_sequence_backward(cell, np.zeros(xs_shape), np.zeros(2), np.zeros(2))
+    assert str(e.value) == f"xs must be (T, F) or (T, B, F) with T >= 1, got shape {xs_shape}"
+
+
+@pytest.mark.parametrize(
+    ("name", "want"), [("dh_next", "(2,)"), ("dc_next", "(2,)"), ("dhs", "(4, 2)")]
+)
+def test_a_misshapen_upstream_of_a_sequence_is_refused_by_its_own_name(name, want):
+    rng = np.random.default_rng(15)
+    cell = LSTMParams(**random_cell(rng, 3, 2))
+    with pytest.raises(ValueError, match="must have shape") as e:
+        backward.lstm_sequence_backward(
+            cell, rng.standard_normal((4, 3)), np.zeros(2), np.zeros(2), **{name: np.ones(5)}
+        )
+    assert str(e.value) == f"{name} must have shape {want} (or broadcast to it), got (5,)"
