@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstm_cli import LSTMParams, iter_sequence, lstm_step, run_sequence
+from lstm_cli import LSTMParams, iter_sequence, lstm_step, run_sequence, sequence
 from lstm_cli.compiled import AUTO_MAX_HIDDEN, available, steps_compiled
 from lstm_cli.fused import _steps_plain
 from lstm_cli.sequence import _step_loop_for, default_chunk_steps
@@ -51,11 +51,19 @@ def test_zero_steps_in_float32_stay_float32(batched):
     assert zero.h_next.dtype == np.float32
 
 
-@pytest.mark.parametrize("steps", [0, 2])
+def test_no_chunks_at_all_return_the_initial_state():
+    h0 = states(9, (H,))
+    r = run_sequence(cell(), iter([]), h0, return_sequences=True)
+    np.testing.assert_array_equal(r.h_next, h0)
+    np.testing.assert_array_equal(r.c_next, np.zeros(H))
+    assert r.n_steps == 0 and r.h_seq is not None and r.h_seq.shape == (0, H)
+
+
+@pytest.mark.parametrize("xs", [np.zeros((0, F)), np.zeros((2, F)), []], ids=["0", "2", "none"])
 @pytest.mark.parametrize("name", ["h0", "c0"])
-def test_a_misshapen_initial_state_is_refused_by_its_name(steps, name):
+def test_a_misshapen_initial_state_is_refused_by_its_name(xs, name):
     with pytest.raises(ValueError, match=r"(shape|dtype)") as e:
-        run_sequence(cell(), np.zeros((steps, F)), **{name: np.zeros(4)})
+        run_sequence(cell(), xs, **{name: np.zeros(4)})
     assert str(e.value) == f"{name} must have shape ({H},), got (4,)"
 
 
@@ -123,7 +131,7 @@ def test_an_overflowing_input_projection_is_recomputed_as_the_step_does(batch):
     xs[..., 0], xs[..., 1] = big, big
     arrays = p.arrays()
     for name in ("Wf", "Wi", "Wo", "Wc"):
-        arrays[name][:, H : H + 2] = [1.0, -1.0]  # the two huge inputs cancel exactly
+        arrays[name][:, H : H + 2] = [4.0, -4.0]  # each product overflows; they cancel
     q = LSTMParams(**arrays)
     r = run_sequence(q, xs)
     h, c = np.zeros((*batch, H)), np.zeros((*batch, H))
@@ -132,6 +140,22 @@ def test_an_overflowing_input_projection_is_recomputed_as_the_step_does(batch):
     assert np.all(np.isfinite(r.h_next))
     np.testing.assert_allclose(r.h_next, h, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(r.c_next, c, rtol=1e-12, atol=1e-15)
+
+
+def test_overflows_and_infinities_give_no_warning():
+    """float16: a projection near its maximum overflows when the bias is added; an infinite
+    input makes inf * 0 = nan. Both are results to report, not warnings (which fail here)."""
+    a = cell(10).arrays()
+    a["Wc"][:, H:] = 0.0
+    a["Wc"][:, H] = 1.0
+    a["bc"][:] = 100.0
+    q = LSTMParams(**a)
+    xs = np.zeros((2, F))
+    xs[:, 0] = 65504.0  # float16's largest
+    r = run_sequence(q, xs, dtype=np.float16)
+    assert r.h_next.dtype == np.float16 and np.all(np.isfinite(r.h_next))
+    xs[:, 1] = np.inf
+    assert run_sequence(q, xs).h_next.shape == (H,)
 
 
 def test_the_repr_and_html_describe_the_result():
@@ -158,3 +182,17 @@ def test_the_step_loop_follows_the_backend_and_the_batch():
     assert _step_loop_for(small, "auto", 1) is steps_compiled
     assert _step_loop_for(small, "auto", B) is _steps_plain
     assert _step_loop_for(large, "auto", 1) is _steps_plain
+
+
+@pytest.mark.skipif(not available(), reason="the compiled backend is not built here")
+@pytest.mark.parametrize(("batch", "compiled"), [((), True), ((B,), False)])
+def test_auto_runs_the_compiled_loop_for_one_sequence_only(monkeypatch, batch, compiled):
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return steps_compiled(*args)
+
+    monkeypatch.setattr(sequence, "steps_compiled", counted)
+    run_sequence(cell(), states(11, (3, *batch, F)), backend="auto")
+    assert bool(calls) is compiled
