@@ -4,10 +4,15 @@ first appears, word for word, with the number of failing cases and ``matched`` F
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+from typing import Any
 
-from lstm_cli.porting.check import SIGNATURES, check_function
-from lstm_cli.porting.diagnose import Diagnosis
+import numpy as np
+import pytest
+
+from lstm_cli.porting.check import SIGNATURES, check_function, check_outcomes
+from lstm_cli.porting.diagnose import Diagnosis, _merge
+from lstm_cli.porting.outcomes import Outcome
 from lstm_cli.porting.vectors import build_cases
 
 from . import ports
@@ -90,3 +95,110 @@ def test_non_finite_outputs_name_the_cases_and_the_warning():
     more = f" and {len(nonfinite) - 3} more" if len(nonfinite) > 3 else ""
     assert d.explains == ", ".join(nonfinite[:3]) + more
     assert d.matched and d.cases_explained == len(nonfinite) > 0
+
+
+def test_a_culprit_found_in_several_families_is_merged_and_unmatched_ones_are_kept():
+    found = [
+        Diagnosis("a", "detail a", "std", True, 2),
+        Diagnosis("u", "detail u", "clip", matched=False),
+        Diagnosis("a", "detail a", "clip", True, 3),
+        Diagnosis("u", "detail u", "peepholes", matched=False),
+    ]
+    assert _merge(found) == [
+        Diagnosis("a", "detail a", "std; clip", True, 5),
+        found[1],
+        found[3],
+    ]
+
+
+def test_non_finite_outputs_beyond_the_extreme_cases_are_named_as_such():
+    def nan_port(x_t, h_prev, *rest):
+        nan = np.full(np.shape(h_prev), np.nan)
+        return nan, nan
+
+    d, failing = only_diagnosis(nan_port, "nan")
+    assert len(failing) == len(CASES) > 3
+    assert d == Diagnosis(
+        "non-finite outputs",
+        "NaN/inf where the reference is finite",
+        ", ".join(failing[:3]) + f" and {len(failing) - 3} more",
+        cases_explained=len(failing),
+    )
+
+
+def test_a_mistake_matching_the_finite_cases_says_so():
+    result = check_function(ports.naive_sigmoid_float32, "naive", CASES, SIGNATURES["seed"])
+    finite = [r for r in result.reports if r.h_abs is not None]
+    d = result.diagnoses[1]
+    assert d.culprit == "float32 arithmetic" and d.detail
+    assert d.explains == f"all {len(finite)} cases with finite outputs"
+
+
+def test_a_mistake_explaining_half_the_failures_is_named_partly():
+    def half(x_t, *args):
+        if np.asarray(x_t).dtype == np.float32:
+            return ports.off_by_a_little(x_t, *args)
+        return ports.swapped_gates(x_t, *args)
+
+    result = check_function(half, "half", CASES, SIGNATURES["seed"])
+    failing = [r for r in result.reports if not r.ok]
+    swapped = [r for r in failing if r.dtype == "float64"]
+    assert 2 * len(swapped) >= len(failing) > len(swapped)
+    d = result.diagnoses[0]
+    assert d.culprit == "partly: gate order: the forget and input gates are swapped"
+    assert d.detail and d.matched
+    assert d.explains == (
+        f"{len(swapped)} of {len(failing)} failing cases (something else is wrong too)"
+    )
+    assert d.cases_explained == len(swapped)
+
+
+@pytest.mark.parametrize(("dtype", "factor"), [("float32", 1.01), ("float64", 1 + 2e-4)])
+def test_a_large_float32_or_a_float64_difference_is_not_rounding(dtype, factor):
+    def nudged(x_t, h_prev, c_prev, *weights):
+        h, c = ports.correct(x_t, h_prev, c_prev, *weights)
+        if np.asarray(x_t).dtype != dtype:
+            return h, c
+        return h * factor, c * factor
+
+    d, _ = only_diagnosis(nudged, "nudged")
+    assert d.culprit == "c_next: input, forget or candidate gate"
+
+
+def variant_outcomes(clip: Callable[[Any], Outcome]) -> tuple[list[Diagnosis], int]:
+    cases = build_cases(4, seed=0, variants=("clip",))
+    outcomes = [
+        Outcome(c.expected["h_next"], c.expected["c_next"]) if c.variant == "standard" else clip(c)
+        for c in cases
+    ]
+    result = check_outcomes("port", SIGNATURES["seed"], cases, outcomes, None, None)
+    return result.diagnoses, sum(c.variant == "clip" for c in cases)
+
+
+def test_a_variant_without_results_is_told_so():
+    diagnoses, n = variant_outcomes(lambda c: Outcome(None, None))
+    assert diagnoses == [
+        Diagnosis(
+            "variant clip: no results",
+            "no usable h_next/c_next for this ONNX variant's cases; a port without ONNX's "
+            "variants checks plain vectors (the default), or leaves these cases out",
+            f"{n} clip cases have no result",
+            matched=False,
+        )
+    ]
+
+
+def test_a_variant_no_mistake_explains_points_at_its_equations():
+    def off(c: Any) -> Outcome:
+        return Outcome(c.expected["h_next"] * 1.01, c.expected["c_next"] * 1.01)
+
+    diagnoses, n = variant_outcomes(off)
+    assert diagnoses == [
+        Diagnosis(
+            "variant clip: its equations",
+            "no known mistake matches; compare with the manifest's equations for clip "
+            "(ONNX Runtime's order: peephole, clip, activation)",
+            f"{n} of {n} clip cases fail",
+            matched=False,
+        )
+    ]
