@@ -202,3 +202,17 @@ def test_a_variant_no_mistake_explains_points_at_its_equations():
             matched=False,
         )
     ]
+
+
+@pytest.mark.parametrize(("atol", "rtol", "absolute"), [(1e-4, 0.0, True), (0.0, 1e-4, False)])
+def test_a_mistake_is_matched_within_the_users_tolerances(atol, rtol, absolute):
+    """Swapped gates, off by 1e-6 more: matched at the user's looser tolerance only."""
+
+    def swapped_and_off(*args):
+        h, c = ports.swapped_gates(*args)
+        return (h + 1e-6, c + 1e-6) if absolute else (h * (1 + 1e-6), c * (1 + 1e-6))
+
+    strict = check_function(swapped_and_off, "port", CASES, SIGNATURES["seed"])
+    assert not strict.diagnoses[0].matched
+    loose = check_function(swapped_and_off, "port", CASES, SIGNATURES["seed"], atol, rtol)
+    assert loose.diagnoses[0].culprit == "gate order: the forget and input gates are swapped"
