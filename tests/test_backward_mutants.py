@@ -94,3 +94,82 @@ def test_a_doubled_gradient_is_reported_with_its_relative_and_absolute_error(mon
     assert row.rel_error == pytest.approx(1 / 3, rel=1e-6)  # |2g - g| / (|2g| + |g|)
     assert row.max_abs_error == pytest.approx(np.max(np.abs(doubled_g)) / 2, rel=1e-6)
     assert not row.ok
+
+
+@pytest.mark.parametrize("xs_shape", [(0, 3), (3,), (2, 1, 1, 3)])
+def test_a_sequence_without_steps_or_of_the_wrong_rank_is_refused(xs_shape):
+    cell = LSTMParams(**random_cell(np.random.default_rng(14), 3, 2))
+    with pytest.raises(ValueError, match="xs must") as e:
+        backward.lstm_sequence_backward(cell, np.zeros(xs_shape), np.zeros(2), np.zeros(2))
+    assert str(e.value) == f"xs must be (T, F) or (T, B, F) with T >= 1, got shape {xs_shape}"
+
+
+@pytest.mark.parametrize(
+    ("name", "want"), [("dh_next", "(2,)"), ("dc_next", "(2,)"), ("dhs", "(4, 2)")]
+)
+def test_a_misshapen_upstream_of_a_sequence_is_refused_by_its_own_name(name, want):
+    rng = np.random.default_rng(15)
+    cell = LSTMParams(**random_cell(rng, 3, 2))
+    with pytest.raises(ValueError, match="must have shape") as e:
+        backward.lstm_sequence_backward(
+            cell, rng.standard_normal((4, 3)), np.zeros(2), np.zeros(2), **{name: np.ones(5)}
+        )
+    assert str(e.value) == f"{name} must have shape {want} (or broadcast to it), got (5,)"
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_a_float32_sequence_gets_float32_gradients_whatever_the_upstreams_dtype(clip):
+    rng = np.random.default_rng(16)
+    cell = LSTMParams.from_mapping(random_cell(rng, 3, 2), clip=clip).astype("float32")
+    xs, zero = rng.standard_normal((4, 3)).astype(np.float32), np.zeros(2, np.float32)
+    for up in ({}, {"dh_next": np.ones(2), "dc_next": np.ones(2), "dhs": np.ones((4, 2))}):
+        g = backward.lstm_sequence_backward(cell, xs, zero, zero, **up)
+        assert {v.dtype for v in g.grads.values()} == {np.dtype(np.float32)}
+
+
+def test_a_float32_cell_is_checked_in_float64():
+    rng = np.random.default_rng(17)
+    cell = LSTMParams(**random_cell(rng, 3, 2)).astype("float32")
+    xs, zero = rng.standard_normal((4, 3)).astype(np.float32), np.zeros(2, np.float32)
+
+    rows = gradient_check(cell, xs, zero, zero, sequence=True)
+
+    assert all(r.ok and r.rel_error < 1e-7 for r in rows)
+
+
+def test_an_exactly_zero_gradient_passes_even_an_exact_check_and_is_too_small():
+    """With c_prev = 0 the input and forget peepholes have exactly zero gradients, analytic
+    and numerical: no relative error to divide by, and below any floor."""
+    rng = np.random.default_rng(18)
+    peep = {k: rng.standard_normal(2) for k in ("Pi", "Pf", "Po")}
+    cell = LSTMParams.from_mapping({**random_cell(rng, 3, 2), **peep})
+    x, h = rng.standard_normal(3), rng.standard_normal(2)
+    for tol, too_small in ((0.0, False), (1e-6, True)):
+        rows = {r.name: r for r in gradient_check(cell, x, h, np.zeros(2), tol=tol)}
+        for name in ("dPi", "dPf"):
+            assert rows[name].rel_error == 0.0 and rows[name].max_abs_error == 0.0
+            assert rows[name].ok and rows[name].too_small is too_small
+        assert rows["dPo"].too_small is False
+    tiny = {r.name: r for r in gradient_check(cell, x, h, np.full(2, 1e-9))}
+    assert tiny["dPi"].too_small and tiny["dPi"].ok  # roundoff-sized, judged against the floor
+
+
+@pytest.mark.parametrize("name", ["dh_next", "dc_next", "dhs"])
+def test_the_check_fails_a_backward_pass_that_ignores_a_given_upstream(monkeypatch, name):
+    real = backward.lstm_sequence_backward
+
+    def ignoring(cell, xs, h0, c0, dh_next=None, dc_next=None, dhs=None):
+        up = {"dh_next": dh_next, "dc_next": dc_next, "dhs": dhs, name: None}
+        return real(cell, xs, h0, c0, **up)
+
+    monkeypatch.setattr(backward, "lstm_sequence_backward", ignoring)
+    rng = np.random.default_rng(19)
+    cell = LSTMParams(**random_cell(rng, 3, 2))
+    up = {"dh_next": rng.standard_normal(2), "dc_next": rng.standard_normal(2)}
+    up["dhs"] = rng.standard_normal((4, 2))
+
+    rows = gradient_check(
+        cell, rng.standard_normal((4, 3)), np.zeros(2), np.zeros(2), **up, sequence=True
+    )
+
+    assert not all(r.ok for r in rows)
