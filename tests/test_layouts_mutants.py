@@ -16,7 +16,6 @@ from lstm_cli.layouts import (
     SPECS,
     Candidate,
     choose_candidate,
-    describe_arrays,
     export_arrays,
     from_keras,
     from_onnx,
@@ -349,7 +348,3 @@ def test_kept_halves_of_mixed_dtypes_are_kept_in_the_wider_one():
         assert {v.dtype for v in [*halves.first.values(), *halves.second.values()]} == {
             np.dtype(np.float64)
         }
-
-
-def test_describe_arrays_lists_shapes():
-    assert describe_arrays(onnx_arrays(cell())) == {"W": [1, 8, 3], "R": [1, 8, 2], "B": [1, 16]}

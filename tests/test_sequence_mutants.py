@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lstm_cli import LSTMParams, iter_sequence, lstm_step, run_sequence, sequence
-from lstm_cli.compiled import AUTO_MAX_HIDDEN, available, steps_compiled
+from lstm_cli.compiled import AUTO_MAX_HIDDEN, available, steps_compiled, steps_fused
 from lstm_cli.fused import _steps_plain
 from lstm_cli.sequence import _step_loop_for, default_chunk_steps
 
@@ -178,10 +178,14 @@ def test_the_default_chunk_is_about_four_mebibytes_of_projection():
 @pytest.mark.skipif(not available(), reason="the compiled backend is not built here")
 def test_the_step_loop_follows_the_backend_and_the_batch():
     small, large = cell(), cell(n_hidden=AUTO_MAX_HIDDEN + 1)
-    assert _step_loop_for(small, "compiled", 1) is steps_compiled
+    assert _step_loop_for(small, "numpy", 1) is _steps_plain
+    if not available():
+        assert _step_loop_for(small, "auto", 1) is _steps_plain
+        return
+    assert _step_loop_for(small, "compiled", 1) is steps_compiled  # the whole loop in C
     assert _step_loop_for(small, "auto", 1) is steps_compiled
-    assert _step_loop_for(small, "auto", B) is _steps_plain
-    assert _step_loop_for(large, "auto", 1) is _steps_plain
+    assert _step_loop_for(small, "auto", B) is steps_fused  # NumPy's product + fused kernel
+    assert _step_loop_for(large, "auto", 1) is steps_fused
 
 
 @pytest.mark.skipif(not available(), reason="the compiled backend is not built here")
