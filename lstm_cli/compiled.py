@@ -35,6 +35,9 @@ from .core import Array
 
 BACKENDS = ("numpy", "compiled", "auto")
 AUTO_MAX_HIDDEN = 12  # the whole C step loop for B = 1 and H up to this (measured crossover)
+# auto takes the fused kernel up to this H: 1.1-2x faster than NumPy's elementwise calls there;
+# from H = 256 on, as fast or slower (NumPy's own SIMD activations, BLAS dominates; measured)
+AUTO_MAX_FUSED_HIDDEN = 128
 _ARGS = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 6
 _CELL_ARGS = [ctypes.c_long] + [ctypes.c_void_p] * 6
 
@@ -74,8 +77,9 @@ def kernel_path() -> str | None:
 
 def choose(backend: str, plain: bool, n_hidden: int = 1, batch: int = 1) -> str:
     """``numpy`` or ``compiled`` for this cell and batch size (1 for an unbatched input);
-    ValueError when ``compiled`` was asked for and cannot run. ``n_hidden`` and ``batch``
-    pick which compiled path runs (:func:`whole_loop`), not whether."""
+    ValueError when ``compiled`` was asked for and cannot run. ``auto`` takes ``compiled``
+    for plain cells of H <= AUTO_MAX_FUSED_HIDDEN when the kernel is built; ``n_hidden`` and
+    ``batch`` also pick which compiled path runs (:func:`whole_loop`)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "numpy":
@@ -92,7 +96,8 @@ def choose(backend: str, plain: bool, n_hidden: int = 1, batch: int = 1) -> str:
                 "input_forget); use --backend numpy or auto"
             )
         return "compiled"
-    return "compiled" if plain and available() else "numpy"
+    fast = plain and n_hidden <= AUTO_MAX_FUSED_HIDDEN
+    return "compiled" if fast and available() else "numpy"
 
 
 def whole_loop(n_hidden: int, batch: int) -> bool:

@@ -102,6 +102,10 @@ def test_choose():
     assert compiled.choose("auto", True, n_hidden=4, batch=1) == want
     assert compiled.choose("auto", True, n_hidden=compiled.AUTO_MAX_HIDDEN + 1) == want
     assert compiled.choose("auto", True, n_hidden=4, batch=2) == want  # the fused kernel
+    assert compiled.choose("auto", True, compiled.AUTO_MAX_FUSED_HIDDEN, 2) == want
+    big = compiled.AUTO_MAX_FUSED_HIDDEN + 1  # NumPy's path is as fast: BLAS dominates
+    assert compiled.choose("auto", True, n_hidden=big, batch=2) == "numpy"
+    assert compiled.choose("auto", True, n_hidden=big, batch=1) == "numpy"
     assert compiled.whole_loop(compiled.AUTO_MAX_HIDDEN, 1)
     assert not compiled.whole_loop(compiled.AUTO_MAX_HIDDEN + 1, 1)
     assert not compiled.whole_loop(4, 2)

@@ -285,24 +285,25 @@ def _backend(asked: str, cell: LSTMParams, B: int | None, verbose: bool) -> str:
     """The backend that runs (``compiled`` unavailable or a variant cell: an input error)."""
     from lstm_cli.compiled import choose, kernel_path
 
-    plain = cell.is_plain
     try:
-        chosen = choose(asked, plain, cell.n_hidden, B or 1)
+        chosen = choose(asked, cell.is_plain, cell.n_hidden, B or 1)
     except ValueError as e:
         raise InputError(f"--backend {asked}: {e}") from None
     if verbose:
         where = f" ({kernel_path()})" if chosen == "compiled" else ""
-        why = "" if asked != "auto" else f" (auto: {_auto_reason(chosen, plain)})"
+        why = "" if asked != "auto" else f" (auto: {_auto_reason(chosen, cell)})"
         typer.echo(f"backend: {chosen}{where}{why}", err=True)
     return chosen
 
 
-def _auto_reason(chosen: str, plain: bool) -> str:
-    from lstm_cli.compiled import available
+def _auto_reason(chosen: str, cell: LSTMParams) -> str:
+    from lstm_cli.compiled import AUTO_MAX_FUSED_HIDDEN, available
 
     if chosen == "compiled":
-        return "a plain cell"
-    return "a variant cell" if available() else "no compiled kernel installed"
+        return f"a plain cell, H <= {AUTO_MAX_FUSED_HIDDEN}"
+    if not available():
+        return "no compiled kernel installed"
+    return "a variant cell" if not cell.is_plain else f"H > {AUTO_MAX_FUSED_HIDDEN}"
 
 
 def _save_sequences(
