@@ -1,5 +1,6 @@
 """A float32 params file computed in float64 (the default), or a float64 file computed in
-float32, says so once: in the view's notes and in JSON ``notes``, for step, run and grad."""
+float32, says so once: in the view's notes and in JSON ``notes``, for step, run, run --stack
+and grad."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ DOWN = "The params file holds float64 arrays, computed in float32"
 COMMANDS = {
     "step": ["step", "--x", "x.npy"],
     "run": ["run", "--xs", "xs.npy"],
+    "run --stack": ["run", "--stack", "--xs", "xs.npy"],
     "grad": ["grad", "--x", "x.npy"],
 }
 

@@ -57,6 +57,7 @@ class Layers:
     wiring: list[LayerWiring]
     names: list[str]
     left_out: list[str]
+    notes: list[str]  # a float32 file computed in float64, or the reverse (said once)
 
 
 def load_layers(source: opt.CellSource, dtype: str, max_bytes: int) -> Layers:
@@ -89,7 +90,8 @@ def load_layers(source: opt.CellSource, dtype: str, max_bytes: int) -> Layers:
         wiring = [LayerWiring.torch(len(cells), reverse) for cells in layers]
     _check_shapes(layers, wiring, label, keras=wired.names is not None)
     names = wired.names or [f"l{k}" for k in range(len(layers))]  # torch's weight_ih_l0
-    return Layers(layers, wiring, names, wired.left_out or [])
+    notes = opt.precision_notes(wired.sets[0][0].params, dtype)
+    return Layers(layers, wiring, names, wired.left_out or [], notes)
 
 
 def _check_shapes(
@@ -190,7 +192,7 @@ def run_stacked(
             "out": None if out is None else str(out), "batch_first": batch_first,
             "backend": backend}  # fmt: skip
     emit(StackReport(_cells(layers), r.h_cells, r.c_cells, info, layers.left_out,
-                     _wiring_notes(layers)), pretty, export, force)  # fmt: skip
+                     _wiring_notes(layers), layers.notes), pretty, export, force)  # fmt: skip
 
 
 def _save(out: Path, r: StackResult, force: bool) -> None:

@@ -43,7 +43,7 @@ class StackReport:
 
     ``info`` holds the JSON's plain fields (``layers``, ``directions``, ``y``, ``dtype``,
     ``params``, ``out``, ``batch_first``, ``backend``); ``left_out`` the layers after the last
-    LSTM layer that were not run, ``name (Class)``."""
+    LSTM layer that were not run, ``name (Class)``; ``notes`` where precision changes."""
 
     cells: Sequence[StackCell]
     h_cells: Sequence[Array]
@@ -51,12 +51,14 @@ class StackReport:
     info: dict[str, Any]
     left_out: Sequence[str] = field(default_factory=tuple)
     wiring: Sequence[str] = field(default_factory=tuple)
+    notes: Sequence[str] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.info,
             "cells": [c.to_json() for c in self.cells],
             "left_out": list(self.left_out),
+            "notes": list(self.notes),
             "h_n": [h.tolist() for h in self.h_cells],
             "c_n": [c.tolist() for c in self.c_cells],
         }
@@ -76,7 +78,7 @@ class StackReport:
             table.add_row(str(cell.layer), cell.name, direction, str(cell.n_features),
                           str(cell.n_hidden), _values(h[0] if batched else h),
                           _values(c[0] if batched else c))  # fmt: skip
-        lines = [self._shapes(), *self.wiring]
+        lines = [self._shapes(), *self.wiring, *self.notes]
         if any(cell.backwards for cell in self.cells):
             lines.append("←: the cell reads the sequence from its last step")
         if self.left_out:
