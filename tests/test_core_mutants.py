@@ -3,10 +3,13 @@ overflow path of a pre-activation, and the peephole checks' messages."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
-from lstm_cli.core import lstm_step_variant, project
+from lstm_cli import LSTMParams, run_sequence
+from lstm_cli.core import lstm_step, lstm_step_variant, project
 
 rng = np.random.default_rng(5)
 F, H = 3, 2
@@ -55,3 +58,79 @@ def test_an_overflowing_float32_pre_activation_stays_float32():
     w = np.array([[10.0, 10.0]], dtype=np.float32)
     z = project(u, w, np.zeros(1, dtype=np.float32))
     assert z.dtype == np.float32 and z[0] == np.inf
+
+
+# --------------------------------------------------------------------------- overflow, exactly
+
+
+def exact_project(u: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``u @ w.T + b`` in exact rational arithmetic, rounded once to float64 (+-inf beyond)."""
+
+    def rounded(q: Fraction) -> float:
+        try:
+            return float(q)
+        except OverflowError:
+            return float("inf") if q > 0 else float("-inf")
+
+    rows = np.atleast_2d(u)
+    z = [
+        [rounded(sum((Fraction(a) * Fraction(c) for a, c in zip(r, wn, strict=True)), Fraction(bn)))
+         for wn, bn in zip(w, b, strict=True)]
+        for r in rows
+    ]  # fmt: skip
+    return np.array(z).reshape(u.shape[:-1] + (w.shape[0],))
+
+
+BIG = np.finfo(np.float64).max
+OVERFLOWING = {
+    # (values whose products are exact, so that a cancellation is exact in floating point)
+    # the large terms cancel; what is left is the small entries' product
+    "cancelling inputs": (
+        np.array([0.75, -0.5, BIG, BIG]),
+        np.array([[1.0, 2.0, 4.0, -4.0], [-3.0, 0.5, 1.0, -1.0], [1.0, 1.0, 1.0, 0.0]]),
+    ),
+    # a batch row far below the largest one, with weights that cancel on it
+    "rows of different sizes": (
+        np.array([[2.0**1023, 0.0, 0.0], [2.0**26, 2.0**26, 3 * 2.0**26]]),
+        np.array([[2.0**996, -(2.0**996), 1.0], [2.0, 0.0, -1.0]]),
+    ),
+    # a row of weights far below the largest one, on inputs that cancel but one
+    "weights of different sizes": (
+        np.array([2.0**1023, 2.0**1023, 2.0**30]),
+        np.array([[2.0**996, 0.0, 0.0], [1.0, -1.0, 1.0], [0.5, -0.5, -3.0], [0.0, 0.0, 1.0]]),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OVERFLOWING)
+def test_an_overflowing_projection_is_the_exact_sum_rounded(case):
+    u, w = OVERFLOWING[case]
+    b = np.linspace(-1.0, 1.0, w.shape[0])
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert not np.isfinite(u @ w.T + b).all()  # the plain product overflows
+    want = exact_project(u, w, b)
+    got = project(u, w, b)
+    assert got.shape == want.shape and got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)
+
+
+def test_cancelling_huge_inputs_keep_the_recurrent_term_of_a_step():
+    """Two inputs at float64's maximum with weights +4 and -4 on them: the step is the step
+    with those inputs at 0 (the exact answer), as ``run_sequence`` computes it too."""
+    rng = np.random.default_rng(11)
+    arrays = {**{k: rng.standard_normal((H, H + F)) for k in W}, **B}
+    for name in W:
+        arrays[name][:, H : H + 2] = [4.0, -4.0]
+    x, h, c = np.array([BIG, BIG, 0.25]), rng.standard_normal(H), rng.standard_normal(H)
+    x0 = np.array([0.0, 0.0, 0.25])
+    r = lstm_step_variant(x, h, c, **arrays)
+    u = np.concatenate([h, x])
+    for gate, z in (("i", r.z_i), ("f", r.z_f), ("o", r.z_o), ("c", r.z_c)):
+        w, bias = arrays["W" + gate], arrays["b" + gate]
+        np.testing.assert_allclose(z, exact_project(u, w, bias), rtol=1e-15, atol=0)
+    h_next, c_next = lstm_step(x, h, c, **arrays)
+    want_h, want_c = lstm_step(x0, h, c, **arrays)
+    np.testing.assert_allclose(h_next, want_h, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(c_next, want_c, rtol=1e-14, atol=0)
+    seq = run_sequence(LSTMParams(**arrays), x[None], h, c)
+    np.testing.assert_allclose(h_next, seq.h_next, rtol=1e-14, atol=0)
