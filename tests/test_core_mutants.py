@@ -134,3 +134,45 @@ def test_cancelling_huge_inputs_keep_the_recurrent_term_of_a_step():
     np.testing.assert_allclose(c_next, want_c, rtol=1e-14, atol=0)
     seq = run_sequence(LSTMParams(**arrays), x[None], h, c)
     np.testing.assert_allclose(h_next, seq.h_next, rtol=1e-14, atol=0)
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def step_with(**change):
+    a = {"x_t": np.zeros(F), "h_prev": np.zeros(H), "c_prev": np.zeros(H), **W, **B, **change}
+    return lstm_step_variant(**a)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"x_t": np.zeros((2, 2, F))}, "x_t must be (F,) or (B, F), got shape (2, 2, 3)"),
+        ({"Wi": np.zeros((H, 4))}, "Wi must have shape (2, 5) (H, H + F), got (2, 4)"),
+        ({"Wf": np.zeros(H + F)}, "Wf must have shape (-1, 2) (H, H + F), got (5,)"),
+        ({"bo": np.zeros(3)}, "bo must have shape (2,) (H,), got (3,)"),
+        ({"h_prev": np.zeros(3)}, "h_prev must have shape (2,), got (3,)"),
+        ({"x_t": np.zeros((4, F)), "c_prev": np.zeros((3, H))},
+         "c_prev must have shape (2,) or (4, 2), got (3, 2)"),
+        ({"Pi": P["Pi"]}, "peepholes need all of Pi, Pf, Po; missing Pf, Po"),
+        ({"clip": 0.0}, "clip must be a finite number > 0, got 0.0"),
+        ({"clip": np.inf}, "clip must be a finite number > 0, got inf"),
+        ({"input_forget": 1}, "input_forget must be true or false, got 1"),
+    ],
+)  # fmt: skip
+def test_a_refused_step_says_why_word_for_word(change, message):
+    with pytest.raises(ValueError, match="must|need") as e:
+        step_with(**change)
+    assert str(e.value) == message
+
+
+def test_a_batched_steps_html_is_row_0s_own_table():
+    """The notebook table of a batch shows row 0, as the step of that row alone."""
+    from lstm_cli.reprs import gate_table_html
+
+    rng = np.random.default_rng(3)
+    x, h, c = rng.standard_normal((3, F)), rng.standard_normal((3, H)), rng.standard_normal((3, H))
+    alone = step_with(x_t=x[0], h_prev=h[0], c_prev=c[0])
+    assert alone._repr_html_() == gate_table_html(alone.arrays(), "Gate activations")
+    page = step_with(x_t=x, h_prev=h, c_prev=c)._repr_html_()
+    assert page == gate_table_html(alone.arrays(), "Gate activations, batch row 0 of 3")
