@@ -11,7 +11,9 @@ import pytest
 
 from lstm_cli import LSTMParams, iter_sequence, lstm_step, run_sequence, sequence
 from lstm_cli.compiled import AUTO_MAX_HIDDEN, available, steps_compiled, steps_fused
+from lstm_cli.core import lstm_step_variant
 from lstm_cli.fused import _steps_plain
+from lstm_cli.params import Variant
 from lstm_cli.sequence import _step_loop_for, default_chunk_steps
 
 from .conftest import random_cell
@@ -200,3 +202,24 @@ def test_auto_runs_the_compiled_loop_for_one_sequence_only(monkeypatch, batch, c
     monkeypatch.setattr(sequence, "steps_compiled", counted)
     run_sequence(cell(), states(11, (3, *batch, F)), backend="auto")
     assert bool(calls) is compiled
+
+
+@pytest.mark.parametrize("batch", [(), (2,)])
+def test_a_float32_peephole_run_is_the_float32_step_bit_for_bit(batch):
+    """Weights and inputs on a grid of quarters, so that every projection is exact; peepholes
+    and c0 need all of float32's bits: the peephole terms are float32 products, as in the
+    step, not float64 ones rounded afterwards."""
+    rng = np.random.default_rng(4)
+    a = {f"W{g}": rng.integers(-2, 3, (H, H + F)) / 4 for g in "fioc"}
+    a |= {f"b{g}": rng.integers(-2, 3, H) / 4 for g in "fioc"}
+    peep = {k: 1 + rng.integers(1, 2**20, H) * 2.0**-21 for k in ("Pi", "Pf", "Po")}
+    f32 = {k: v.astype(np.float32) for k, v in (a | peep).items()}
+    p = LSTMParams(**{k: f32[k] for k in a}, variant=Variant(**{k: f32[k] for k in peep}))
+    x = (rng.integers(-4, 5, (1, *batch, F)) / 4).astype(np.float32)
+    h0 = (rng.integers(-4, 5, (*batch, H)) / 8).astype(np.float32)
+    c0 = (1 + rng.integers(1, 2**20, (*batch, H)) * 2.0**-21).astype(np.float32)
+    r = run_sequence(p, x, h0, c0)
+    step = lstm_step_variant(x[0], h0, c0, **f32)
+    assert r.h_next.dtype == np.float32
+    np.testing.assert_array_equal(r.h_next, step.h_next)
+    np.testing.assert_array_equal(r.c_next, step.c_next)
