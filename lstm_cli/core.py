@@ -62,8 +62,10 @@ def project(u: Array, W: Array, b: Array) -> Array:
     # their row, small ones would underflow to 0, and be lost when the large terms cancel.
     with np.errstate(over="ignore", invalid="ignore"):
         small = np.abs(u) * (2 * u.shape[-1] * np.max(np.abs(W))) <= np.finfo(z.dtype).max
-        z = _project_scaled(np.where(small, 0, u), W) + np.where(small, u, 0) @ W.T  # finite
-        z = z + b  # may overflow to +-inf; never inf - inf (the second term above is finite)
+        z = _project_scaled(np.where(small, 0, u), W)
+        if small.any():  # (never with an infinite weight, where 0 * inf would be nan)
+            z = z + np.where(small, u, 0) @ W.T  # a finite term: never inf - inf
+        z = z + b  # may overflow to +-inf
     return z.astype(u.dtype, copy=False)
 
 

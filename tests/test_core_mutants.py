@@ -99,6 +99,12 @@ OVERFLOWING = {
         np.array([2.0**1023, 2.0**1023, 2.0**30]),
         np.array([[2.0**996, 0.0, 0.0], [1.0, -1.0, 1.0], [0.5, -0.5, -3.0], [0.0, 0.0, 1.0]]),
     ),
+    # an entry just small enough to be projected as it is (|u| * 2K * max|W| <= max), whose
+    # product would underflow if it were rescaled with the large ones
+    "an entry at the edge": (
+        np.array([2.0**1023, 2.0**1023, 2.0**21]),
+        np.array([[2.0**1000, -(2.0**1000), 2.0**900], [1.0, 1.0, 1.0]]),
+    ),
 }
 
 
@@ -176,3 +182,14 @@ def test_a_batched_steps_html_is_row_0s_own_table():
     assert alone._repr_html_() == gate_table_html(alone.arrays(), "Gate activations")
     page = step_with(x_t=x, h_prev=h, c_prev=c)._repr_html_()
     assert page == gate_table_html(alone.arrays(), "Gate activations, batch row 0 of 3")
+
+
+def test_infinite_inputs_and_weights_give_the_plain_products_infs_and_nans():
+    """inf * 0 and inf - inf are nan, as in the plain product; an infinite input or weight
+    warns nothing, and a finite row against an infinite weight is a signed inf."""
+    u = np.array([[np.inf, 1.0], [2.0, -3.0]])
+    w = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, np.inf]])
+    z = project(u, w, np.zeros(3))
+    np.testing.assert_array_equal(z, [[np.inf, np.nan, np.nan], [2.0, -3.0, -np.inf]])
+    z = project(u[1:], w[1:], np.zeros(2))  # finite input, an infinite weight
+    np.testing.assert_array_equal(z, [[-3.0, -np.inf]])
