@@ -99,6 +99,18 @@ OVERFLOWING = {
         np.array([2.0**1023, 2.0**1023, 2.0**30]),
         np.array([[2.0**996, 0.0, 0.0], [1.0, -1.0, 1.0], [0.5, -0.5, -3.0], [0.0, 0.0, 1.0]]),
     ),
+    # a sum that overflows on the way (0.75 max + 0.75 max - 0.75 max): the large entries
+    # are rescaled even when each product alone is finite
+    "a sum overflowing on the way": (
+        np.array([1.5 * 2.0**1023, 1.5 * 2.0**1023, 1.5 * 2.0**1023]),
+        np.array([[1.0, 1.0, -1.0], [0.5, 0.25, 0.25]]),
+    ),
+    # an entry exactly at the threshold (max / 8 with K = 4, max|W| = 1): projected as it
+    # is; rescaled with the row's maximum its product with 2**-1060 would be subnormal
+    "an entry at the threshold": (
+        np.array([BIG / 8, BIG, BIG, 0.0]),
+        np.array([[0.0, 1.0, 1.0, 0.0], [2.0**-1060, 1.0, -1.0, 0.0]]),
+    ),
     # an entry just small enough to be projected as it is (|u| * 2K * max|W| <= max), whose
     # product would underflow if it were rescaled with the large ones
     "an entry at the edge": (
@@ -187,9 +199,10 @@ def test_a_batched_steps_html_is_row_0s_own_table():
 def test_infinite_inputs_and_weights_give_the_plain_products_infs_and_nans():
     """inf * 0 and inf - inf are nan, as in the plain product; an infinite input or weight
     warns nothing, and a finite row against an infinite weight is a signed inf."""
-    u = np.array([[np.inf, 1.0], [2.0, -3.0]])
+    u = np.array([[np.inf, 1.0], [2.0, -3.0], [0.0, 2.0]])
     w = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, np.inf]])
     z = project(u, w, np.zeros(3))
-    np.testing.assert_array_equal(z, [[np.inf, np.nan, np.nan], [2.0, -3.0, -np.inf]])
-    z = project(u[1:], w[1:], np.zeros(2))  # finite input, an infinite weight
+    want = [[np.inf, np.nan, np.nan], [2.0, -3.0, -np.inf], [0.0, 2.0, np.inf]]
+    np.testing.assert_array_equal(z, want)
+    z = project(u[1:2], w[1:], np.zeros(2))  # finite input, an infinite weight
     np.testing.assert_array_equal(z, [[-3.0, -np.inf]])
