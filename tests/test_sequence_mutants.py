@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from lstm_cli import LSTMParams, iter_sequence, lstm_step, run_sequence, sequence
-from lstm_cli.compiled import AUTO_MAX_HIDDEN, available, steps_compiled, steps_fused
+from lstm_cli.compiled import (
+    AUTO_MAX_HIDDEN,
+    available,
+    stacked_fused,
+    steps_compiled,
+    steps_fused,
+)
 from lstm_cli.core import lstm_step_variant
 from lstm_cli.fused import _steps_plain
 from lstm_cli.params import Variant
@@ -202,6 +208,23 @@ def test_auto_runs_the_compiled_loop_for_one_sequence_only(monkeypatch, batch, c
     monkeypatch.setattr(sequence, "steps_compiled", counted)
     run_sequence(cell(), states(11, (3, *batch, F)), backend="auto")
     assert bool(calls) is compiled
+
+
+@pytest.mark.skipif(not available(), reason="the compiled backend is not built here")
+def test_a_batch_on_the_compiled_backend_runs_the_kernels_stacked_loop(monkeypatch):
+    """A batch of a plain cell: one product per step, with the fused kernel's elementwise
+    part (not NumPy's), and the same numbers as the NumPy backend."""
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return stacked_fused(*args)
+
+    monkeypatch.setattr(sequence, "stacked_fused", counted)
+    xs = states(12, (4, B, F))
+    r = run_sequence(cell(), xs, backend="compiled")
+    assert calls
+    np.testing.assert_allclose(r.h_next, run_sequence(cell(), xs).h_next, rtol=1e-13)
 
 
 @pytest.mark.parametrize("batch", [(), (2,)])
