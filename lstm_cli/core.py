@@ -57,18 +57,28 @@ def project(u: Array, W: Array, b: Array) -> Array:
         z = u @ W.T + b
     if np.isfinite(z).all():
         return z
-    return _project_scaled(u, W, b)
+    # Entries of u too small for any of their products to overflow (even all K summed) are
+    # projected as they are, the others rescaled: scaled together with the large entries of
+    # their row, small ones would underflow to 0, and be lost when the large terms cancel.
+    with np.errstate(over="ignore", invalid="ignore"):
+        small = np.abs(u) * (2 * u.shape[-1] * np.max(np.abs(W))) <= np.finfo(z.dtype).max
+        z = _project_scaled(np.where(small, 0, u), W)
+        if small.any():  # (never with an infinite weight, where 0 * inf would be nan)
+            z = z + np.where(small, u, 0) @ W.T  # a finite term: never inf - inf
+        z = z + b  # may overflow to +-inf
+    return z.astype(u.dtype, copy=False)
 
 
-def _project_scaled(u: Array, W: Array, b: Array) -> Array:
+def _project_scaled(u: Array, W: Array) -> Array:
+    """``u @ W.T``, (..., K) @ (N, K).T -> (..., N), without overflowing on the way: +-inf
+    only where the result itself is beyond the range."""
     # Scale each row of u and of W by a power of two (exact) so that every |entry| < 1;
     # the scaled product is then bounded by K and cannot overflow. Scale back after.
     eu = np.frexp(np.max(np.abs(u), axis=-1, keepdims=True))[1]  # (..., 1) exponents
     ew = np.frexp(np.max(np.abs(W), axis=-1))[1]  # (N,)
     with np.errstate(over="ignore", invalid="ignore"):
         z = np.ldexp(u, -eu) @ np.ldexp(W, -ew[:, None]).T  # (..., N), finite
-        z = np.ldexp(np.ldexp(z, eu), ew) + b  # may overflow to +-inf; never inf - inf
-    return z.astype(u.dtype, copy=False)
+        return np.ldexp(np.ldexp(z, eu), ew)  # may overflow to +-inf; never inf - inf
 
 
 @dataclass(frozen=True)

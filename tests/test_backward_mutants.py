@@ -173,3 +173,22 @@ def test_the_check_fails_a_backward_pass_that_ignores_a_given_upstream(monkeypat
     )
 
     assert not all(r.ok for r in rows)
+
+
+def test_sampled_entries_are_distinct_and_sorted():
+    """``checked`` counts entries: a sample of 9 of 10 entries is 9 different ones."""
+    for seed in range(5):
+        idx = backward._sample(10, 9, np.random.default_rng(seed))
+        assert idx is not None and len(idx) == 9
+        assert np.all(np.diff(idx) > 0) and idx[0] >= 0 and idx[-1] < 10
+
+
+def test_a_check_of_no_entries_reports_no_error():
+    """``max_entries=0`` (from Python) checks nothing: every row has 0 entries checked and
+    errors of exactly 0, and passes."""
+    rng = np.random.default_rng(2)
+    cell = LSTMParams(**random_cell(rng, 3, 2))
+    rows = gradient_check(cell, rng.standard_normal(3), np.zeros(2), np.zeros(2), max_entries=0)
+    assert rows and all(r.checked == 0 for r in rows)
+    assert all(r.rel_error == 0.0 and r.max_abs_error == 0.0 for r in rows)
+    assert all(r.ok for r in rows)

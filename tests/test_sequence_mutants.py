@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 
 from lstm_cli import LSTMParams, iter_sequence, lstm_step, run_sequence, sequence
-from lstm_cli.compiled import AUTO_MAX_HIDDEN, available, steps_compiled, steps_fused
+from lstm_cli.compiled import (
+    AUTO_MAX_FUSED_HIDDEN,
+    AUTO_MAX_HIDDEN,
+    available,
+    stacked_fused,
+    steps_compiled,
+    steps_fused,
+)
+from lstm_cli.core import lstm_step_variant
 from lstm_cli.fused import _steps_plain
+from lstm_cli.params import Variant
 from lstm_cli.sequence import _step_loop_for, default_chunk_steps
 
 from .conftest import random_cell
@@ -186,6 +195,10 @@ def test_the_step_loop_follows_the_backend_and_the_batch():
     assert _step_loop_for(small, "auto", 1) is steps_compiled
     assert _step_loop_for(small, "auto", B) is steps_fused  # NumPy's product + fused kernel
     assert _step_loop_for(large, "auto", 1) is steps_fused
+    huge = cell(n_hidden=AUTO_MAX_FUSED_HIDDEN + 1)  # auto keeps NumPy's path: as fast there
+    assert _step_loop_for(huge, "auto", 1) is _steps_plain
+    assert _step_loop_for(huge, "auto", B) is _steps_plain
+    assert _step_loop_for(huge, "compiled", B) is steps_fused
 
 
 @pytest.mark.skipif(not available(), reason="the compiled backend is not built here")
@@ -200,3 +213,41 @@ def test_auto_runs_the_compiled_loop_for_one_sequence_only(monkeypatch, batch, c
     monkeypatch.setattr(sequence, "steps_compiled", counted)
     run_sequence(cell(), states(11, (3, *batch, F)), backend="auto")
     assert bool(calls) is compiled
+
+
+@pytest.mark.skipif(not available(), reason="the compiled backend is not built here")
+def test_a_batch_on_the_compiled_backend_runs_the_kernels_stacked_loop(monkeypatch):
+    """A batch of a plain cell: one product per step, with the fused kernel's elementwise
+    part (not NumPy's), and the same numbers as the NumPy backend."""
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return stacked_fused(*args)
+
+    monkeypatch.setattr(sequence, "stacked_fused", counted)
+    xs = states(12, (4, B, F))
+    r = run_sequence(cell(), xs, backend="compiled")
+    assert calls
+    np.testing.assert_allclose(r.h_next, run_sequence(cell(), xs).h_next, rtol=1e-13)
+
+
+@pytest.mark.parametrize("batch", [(), (2,)])
+def test_a_float32_peephole_run_is_the_float32_step_bit_for_bit(batch):
+    """Weights and inputs on a grid of quarters, so that every projection is exact; peepholes
+    and c0 need all of float32's bits: the peephole terms are float32 products, as in the
+    step, not float64 ones rounded afterwards."""
+    rng = np.random.default_rng(4)
+    a = {f"W{g}": rng.integers(-2, 3, (H, H + F)) / 4 for g in "fioc"}
+    a |= {f"b{g}": rng.integers(-2, 3, H) / 4 for g in "fioc"}
+    peep = {k: 1 + rng.integers(1, 2**20, H) * 2.0**-21 for k in ("Pi", "Pf", "Po")}
+    f32 = {k: v.astype(np.float32) for k, v in (a | peep).items()}
+    p = LSTMParams(**{k: f32[k] for k in a}, variant=Variant(**{k: f32[k] for k in peep}))
+    x = (rng.integers(-4, 5, (1, *batch, F)) / 4).astype(np.float32)
+    h0 = (rng.integers(-4, 5, (*batch, H)) / 8).astype(np.float32)
+    c0 = (1 + rng.integers(1, 2**20, (*batch, H)) * 2.0**-21).astype(np.float32)
+    r = run_sequence(p, x, h0, c0)
+    step = lstm_step_variant(x[0], h0, c0, **f32)
+    assert r.h_next.dtype == np.float32
+    np.testing.assert_array_equal(r.h_next, step.h_next)
+    np.testing.assert_array_equal(r.c_next, step.c_next)
