@@ -189,11 +189,16 @@ def test_random_command_lines_never_crash(
     monkeypatch.chdir(tmp_path)
     file_kinds(tmp_path)
     args = ([command] if command else []) + positional
-    for k, opt in enumerate(options):
-        values = OPTION_VALUES[opt]
-        args += [opt, values[picks[k] % len(values)]]
-    args += flags
+    args += _picked(options, OPTION_VALUES, picks) + flags
     assert_clean(runner.invoke(app, args, input=stdin), args, tmp_path)
+
+
+def _picked(options: list[str], values: dict[str, list[str]], picks: list[int]) -> list[str]:
+    """Each option followed by the value its pick chooses among ``values[option]``."""
+    args = []
+    for opt, pick in zip(options, picks, strict=False):
+        args += [opt, values[opt][pick % len(values[opt])]]
+    return args
 
 
 def assert_clean(result: Any, args: list[str], tmp_path: Path) -> None:
@@ -261,11 +266,7 @@ def test_random_stack_command_lines_never_crash(tmp_path, monkeypatch, options, 
     file_kinds(tmp_path)
     (tmp_path / "in").mkdir(exist_ok=True)
     np.save("in/h0.npy", np.zeros((4, 2, 2)))  # a folder: the leftover check skips it
-    args = ["run", "--stack"]
-    for k, opt in enumerate(options):
-        values = STACK_VALUES[opt]
-        args += [opt, values[picks[k] % len(values)]]
-    args += flags
+    args = ["run", "--stack", *_picked(options, STACK_VALUES, picks), *flags]
     assert_clean(runner.invoke(app, args, input=stdin), args, tmp_path)
 
 

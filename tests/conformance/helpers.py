@@ -3,7 +3,11 @@ plain loop of this tool's step over a sequence (the reference the frameworks are
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
+import pytest
 
 from lstm_cli.params import LSTMParams
 from tests.conftest import random_cell
@@ -59,3 +63,25 @@ def run_sequence(
 
 def max_diff(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, np.float64))))
+
+
+# Keras's torch backend converts tensors with np.array(tensor), which NumPy 2 warns about
+# (torch's __array__ has no copy keyword): a known third-party warning, nothing of ours.
+KERAS_WARNING = "ignore:__array__ implementation doesn't accept a copy keyword"
+
+
+def keras_on_torch(*, h5py: bool = False) -> Any:
+    """Keras 3 on its torch backend, or the calling test module skipped with the reason
+    (torch, h5py when asked for, or Keras missing; Keras imported earlier on another backend)."""
+    pytest.importorskip(
+        "torch", reason="Keras runs on the torch backend: pip install -e '.[conformance]'"
+    )
+    if h5py:
+        pytest.importorskip("h5py", reason="h5py is not installed: pip install -e '.[keras]'")
+    os.environ["KERAS_BACKEND"] = "torch"  # read by keras at its first import
+    keras = pytest.importorskip(
+        "keras", reason="Keras is not installed: pip install -e '.[conformance]'"
+    )
+    if keras.backend.backend() != "torch":
+        pytest.skip(f"keras runs on {keras.backend.backend()}, not torch", allow_module_level=True)
+    return keras

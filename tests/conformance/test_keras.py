@@ -4,7 +4,6 @@ Keras)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,23 +12,22 @@ import pytest
 from lstm_cli.io import paramfiles
 from lstm_cli.layouts import export_arrays
 
-from .helpers import TOL64, B, F, H, T, inputs, make_cell, max_diff, run_sequence
+from .helpers import (
+    KERAS_WARNING,
+    TOL64,
+    B,
+    F,
+    H,
+    T,
+    inputs,
+    keras_on_torch,
+    make_cell,
+    max_diff,
+    run_sequence,
+)
 
-pytest.importorskip(
-    "torch", reason="Keras runs on the torch backend: pip install -e '.[conformance]'"
-)
-os.environ["KERAS_BACKEND"] = "torch"  # read by keras at its first import
-keras = pytest.importorskip(
-    "keras", reason="Keras is not installed: pip install -e '.[conformance]'"
-)
-if keras.backend.backend() != "torch":  # keras was imported earlier with another backend
-    pytest.skip(f"keras runs on {keras.backend.backend()}, not torch", allow_module_level=True)
-
-# Keras's torch backend converts tensors with np.array(tensor), which NumPy 2 warns about
-# (torch's __array__ has no copy keyword): a known third-party warning, nothing of ours.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
+keras = keras_on_torch()
+pytestmark = pytest.mark.filterwarnings(f"{KERAS_WARNING}:DeprecationWarning")
 
 
 def _layer(**kwargs):

@@ -4,7 +4,6 @@ cell this tool reads steps like Keras, to 1e-5 in float32."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +12,10 @@ import pytest
 from lstm_cli.io import paramfiles
 from lstm_cli.io.cells import CellChoice
 
-from .helpers import TOL32, B, F, H, assert_distinct_gates
+from .helpers import KERAS_WARNING, TOL32, B, F, H, assert_distinct_gates, keras_on_torch
 
-pytest.importorskip("torch", reason="Keras runs on the torch backend")
-pytest.importorskip("h5py", reason="h5py is not installed: pip install -e '.[keras]'")
-os.environ["KERAS_BACKEND"] = "torch"  # read by keras at its first import
-keras = pytest.importorskip("keras")
-if keras.backend.backend() != "torch":
-    pytest.skip(f"keras runs on {keras.backend.backend()}, not torch", allow_module_level=True)
-
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword"
-)
+keras = keras_on_torch(h5py=True)
+pytestmark = pytest.mark.filterwarnings(KERAS_WARNING)
 
 
 def _model():

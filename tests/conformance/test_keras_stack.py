@@ -6,7 +6,6 @@ at the last LSTM layer, and every cell's h_n, c_n the ``return_state`` outputs o
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,10 @@ from typer.testing import CliRunner
 from lstm_cli.cli.app import app
 from lstm_cli.io.survey import load_stack
 
-from .helpers import TOL64, assert_distinct_gates
+from .helpers import KERAS_WARNING, TOL64, assert_distinct_gates, keras_on_torch
 
-pytest.importorskip("torch", reason="Keras runs on the torch backend")
-pytest.importorskip("h5py", reason="h5py is not installed: pip install -e '.[keras]'")
-os.environ["KERAS_BACKEND"] = "torch"  # read by keras at its first import
-keras = pytest.importorskip("keras")
-if keras.backend.backend() != "torch":
-    pytest.skip(f"keras runs on {keras.backend.backend()}, not torch", allow_module_level=True)
-
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword"
-)
+keras = keras_on_torch(h5py=True)
+pytestmark = pytest.mark.filterwarnings(KERAS_WARNING)
 F, T, B = 3, 6, 2
 
 
