@@ -26,12 +26,16 @@ The order is ONNX Runtime's: peephole term, then bias, then clip, then the activ
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from numpy.typing import NDArray
 
-Array = NDArray[np.floating]
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    Array = NDArray[np.floating]
+else:  # numpy.typing costs start-up time and annotations are never evaluated here
+    Array = np.ndarray
 
 
 def sigmoid(z: Array) -> Array:
@@ -81,9 +85,10 @@ def _project_scaled(u: Array, W: Array) -> Array:
         return np.ldexp(np.ldexp(z, eu), ew)  # may overflow to +-inf; never inf - inf
 
 
-@dataclass(frozen=True)
-class StepResult:
+class StepResult(NamedTuple):
     """Every intermediate of one LSTM step; leading batch axis (B,) when the step was batched.
+
+    A NamedTuple, like NumPy's result types (cheap to define: start-up time).
 
     Attributes (shapes without batch):
         x_t (F,), h_prev (H,), c_prev (H,): the inputs (h/c broadcast to the batch).
@@ -130,7 +135,7 @@ class StepResult:
 
     def arrays(self) -> dict[str, Array]:
         """All arrays of the result by name, in the order of the equations."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return self._asdict()
 
     @property
     def gates(self) -> dict[str, Array]:

@@ -6,13 +6,19 @@ Native layout (the seed notebook's): ``Wf, Wi, Wo, Wc`` each (H, H + F) acting o
 :mod:`lstm_cli.core`) live in the cell's ``variant``: peephole weights ``Pi, Pf, Po`` each
 (H,), a ``clip`` and ``input_forget``. Every module that computes, converts, saves or shows a
 cell takes this one type.
+
+The types here are :class:`typing.NamedTuple` records with methods (as NumPy's result types
+and PyTorch's ``PackedSequence`` are): immutable, declared like dataclasses, but created
+without compiling generated methods at import, which every ``lstm-cell`` command would pay
+(a frozen dataclass costs about 1 ms to define on Python 3.11). Equality compares the arrays
+(and fails on arrays of several elements), as it would for a dataclass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,8 +34,7 @@ EXAMPLE_NAMES = ("x_t", "h_prev", "c_prev")
 LAYOUTS = ("native", "pytorch", "keras", "onnx")  # the layouts of lstm_cli.layouts
 
 
-@dataclass(frozen=True)
-class Variant:
+class Variant(NamedTuple):
     """ONNX's variants of the cell; all off (``PLAIN``) is the seed's equations.
 
     ``Pi, Pf, Po`` (H,) peephole weights (all three or none), ``clip`` (> 0) bounding every
@@ -105,8 +110,7 @@ class Variant:
 PLAIN = Variant()
 
 
-@dataclass(frozen=True)
-class LSTMParams:
+class LSTMParams(NamedTuple):
     """One LSTM cell: the eight native arrays (see module docstring) and its ``variant``.
 
     ``LSTMParams(**eight_arrays)`` is the seed's cell; :meth:`from_mapping` validates and
@@ -179,7 +183,7 @@ class LSTMParams:
         except ValueError as e:
             raise InputError(str(e)) from None
         peep = None if drop_peepholes else self.peepholes
-        return replace(self, variant=Variant(**(peep or {}), clip=new_clip, input_forget=new_if))
+        return self._replace(variant=Variant(**(peep or {}), clip=new_clip, input_forget=new_if))
 
     @property
     def n_hidden(self) -> int:
@@ -208,8 +212,8 @@ class LSTMParams:
         kept."""
         own = {k: v for k, v in arrays.items() if k in PARAM_NAMES}
         peep = {k: v for k, v in arrays.items() if k in PEEPHOLE_NAMES}
-        variant = replace(self.variant, **peep) if peep else self.variant  # type: ignore[arg-type]
-        return replace(self, **own, variant=variant)
+        variant = self.variant._replace(**peep) if peep else self.variant  # type: ignore[arg-type]
+        return self._replace(**own, variant=variant)
 
     def astype(self, dtype: str | np.dtype[Any]) -> LSTMParams:
         """A copy with every array in ``dtype`` (no copy when already in it)."""
@@ -250,7 +254,7 @@ class LSTMParams:
         cast = {k: np.asarray(arrays[k], dtype=dtype) for k in names}
         peep = {k: cast.pop(k) for k in PEEPHOLE_NAMES if k in cast}
         switches = Variant(clip=None if clip is None else float(clip), input_forget=input_forget)
-        return cls(**cast, variant=replace(switches, **peep))  # type: ignore[arg-type]
+        return cls(**cast, variant=switches._replace(**peep))  # type: ignore[arg-type]
 
 
 def _check_native(arrays: Mapping[str, Array], source: str) -> int:
@@ -317,8 +321,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class ExampleInputs:
+class ExampleInputs(NamedTuple):
     """Inputs stored beside the weights: ``x_t`` (F,), ``h_prev`` (H,), ``c_prev`` (H,)."""
 
     x_t: Array
@@ -329,8 +332,7 @@ class ExampleInputs:
         return {"x_t": self.x_t, "h_prev": self.h_prev, "c_prev": self.c_prev}
 
 
-@dataclass(frozen=True)
-class BiasHalves:
+class BiasHalves(NamedTuple):
     """A framework's two biases, kept as the file stores them: PyTorch's ``bias_ih`` and
     ``bias_hh``, ONNX's ``Wb`` and ``Rb``; each by native name (``bf, bi, bo, bc``, (H,)).
 
@@ -360,15 +362,14 @@ class BiasHalves:
             return sum(int(np.sum(v.astype(dtype).astype(np.float64) != v)) for v in exact.values())
 
 
-@dataclass(frozen=True)
-class ParamSet:
+class ParamSet(NamedTuple):
     """What a params file holds: the cell, optional example inputs and metadata; and, for a
     framework with two biases, both halves (``bias_halves``), so that their sum is computed in
     the compute dtype and a conversion to the same kind of framework keeps both exactly."""
 
     params: LSTMParams
     example: ExampleInputs | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = MappingProxyType({})
     bias_halves: BiasHalves | None = None
 
     def file_meta(self) -> dict[str, Any]:

@@ -3,7 +3,6 @@ exactly."""
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -107,7 +106,7 @@ def convert(
     arrays = export_arrays(params, to.value, pytorch_names=pytorch_names.value, halves=halves)
     if to.value in ("native", "keras") and halves is not None:
         params = params.with_arrays(halves.summed(params.dtype))  # exact: export checked it
-    param_set = dataclasses.replace(param_set, params=params, bias_halves=None)
+    param_set = param_set._replace(params=params, bias_halves=None)
     source_layout = param_set.meta.get("source_layout", "native")
     if to.value == "native":
         meta = {k: v for k, v in param_set.meta.items() if not k.startswith("source_")}
@@ -115,7 +114,7 @@ def convert(
             meta["converted_from"] = {
                 k[len("source_") :]: v for k, v in param_set.meta.items() if k.startswith("source_")
             }
-        save_param_set(dst, dataclasses.replace(param_set, meta=meta), force=force)
+        save_param_set(dst, param_set._replace(meta=meta), force=force)
         if param_set.example is not None:
             arrays = {**arrays, **param_set.example.arrays()}
     else:

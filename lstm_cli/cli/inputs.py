@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -141,8 +140,7 @@ def _read_options(
     return arrays, sources
 
 
-@dataclass
-class StepInputs:
+class StepInputs(NamedTuple):
     """x_t, h_prev, c_prev for a step (shapes checked), where each came from, and notes."""
 
     arrays: dict[str, Array]
@@ -209,8 +207,7 @@ SEQUENCE_ALIASES = {
 }
 
 
-@dataclass
-class SequenceInputs:
+class SequenceInputs(NamedTuple):
     """What ``run`` reads: xs (streamed or in memory), initial states, and their origins."""
 
     xs: NpyStream | ArraySequence
@@ -323,8 +320,7 @@ def resolve_run_inputs(
 # --------------------------------------------------------------------------- grad inputs
 
 
-@dataclass
-class GradInputs:
+class GradInputs(NamedTuple):
     """What ``grad`` differentiates: one step (x_t, h_prev, c_prev) or a sequence (xs, h0,
     c0), the upstream gradients given (dh_next, dc_next, dhs; None: the default), and where
     each came from."""

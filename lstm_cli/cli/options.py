@@ -4,13 +4,12 @@ applied, cast to the compute dtype."""
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 import typer
 
@@ -123,8 +122,7 @@ InputForgetOpt = Annotated[
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class CellSource:
+class CellSource(NamedTuple):
     """Where the cell comes from, as the options say: the params file (or None for the
     notebook's cell), how to pick the LSTM in it, and the variant options."""
 
@@ -154,7 +152,7 @@ _CELL_PARAMETERS = [
     inspect.Parameter(
         name,
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        default=getattr(CellSource, name),
+        default=CellSource._field_defaults[name],
         annotation=annotation,
     )
     for name, annotation in _CELL_OPTIONS.items()
@@ -209,7 +207,7 @@ def load_params(
     return loaded, cell_label(str(params), loaded.meta)
 
 
-def cell_label(path: str, meta: dict[str, Any]) -> str:
+def cell_label(path: str, meta: Mapping[str, Any]) -> str:
     """``path``, with the cell read when the file's LSTM holds several."""
     cell = meta.get("source_cell")
     if meta.get("source_cells", 1) > 1 and isinstance(cell, dict):
@@ -223,7 +221,7 @@ def load_cell(source: CellSource, max_bytes: int) -> tuple[ParamSet, str]:
     param_set, label = load_params(
         source.params, max_bytes, source.layout, source.key_prefix, source.layer, source.direction
     )
-    return dataclasses.replace(param_set, params=apply_variants(param_set.params, source)), label
+    return param_set._replace(params=apply_variants(param_set.params, source)), label
 
 
 def apply_variants(cell: LSTMParams, source: CellSource) -> LSTMParams:

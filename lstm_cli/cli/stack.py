@@ -63,8 +63,6 @@ class Layers:
 def load_layers(source: opt.CellSource, dtype: str, max_bytes: int) -> Layers:
     """Every cell of the file's LSTM, per layer, with the variant options, cast to dtype, and
     how each layer is wired (nn.LSTM's, an ONNX ``reverse`` node's, or the Keras model's)."""
-    import dataclasses
-
     from lstm_cli.io.kerasmodel import NoModelConfig
     from lstm_cli.io.survey import load_wired_stack
     from lstm_cli.stack import LayerWiring
@@ -77,7 +75,7 @@ def load_layers(source: opt.CellSource, dtype: str, max_bytes: int) -> Layers:
     except NoModelConfig as e:
         raise InputError(f"{e.message} (without --stack: --key-prefix NAME --direction "
                          "forward|reverse)") from None  # fmt: skip
-    one = dataclasses.replace(source, params=None, layout=None, key_prefix=None)
+    one = source._replace(params=None, layout=None, key_prefix=None)
     layers = [
         [opt.cast_cell(opt.apply_variants(ps.params, one), dtype, label, ps.bias_halves)
          for ps in cells]

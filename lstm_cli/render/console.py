@@ -7,15 +7,13 @@ printing JSON never pay for it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
 
-@dataclass(frozen=True)
-class ShapeRow:
+class ShapeRow(NamedTuple):
     """One row of the shapes table: an array's name, shape, dtype and where it came from."""
 
     name: str
