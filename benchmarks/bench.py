@@ -327,13 +327,14 @@ def _write_inputs(path: Path, T: int) -> None:
             f.write(rng.standard_normal((min(100_000, T - lo), 10)).tobytes())
 
 
-def interleaved(rounds: int, quick: bool) -> None:
-    """The large cases, ``rounds`` times, every implementation once per round in turn (a
-    pause before each), so that all see the same load; best and median per implementation."""
+def interleaved(rounds: int, quick: bool, only: list[int] | None = None) -> None:
+    """The large cases (or the ``only`` ones, by index in CASES), ``rounds`` times, every
+    implementation once per round in turn (a pause before each), so that all see the same
+    load; best and median per implementation."""
     print(f"\n## Interleaved, {rounds} rounds (µs per step; load average before each case)\n")
     print("| case | load | impl | best | median | best / torch 1 thr | median / torch 1 thr |")
     print("| --- " * 7 + "|")
-    for T, B, F, H, dtype in TARGETS:
+    for T, B, F, H, dtype in [CASES[i] for i in only] if only else TARGETS:
         T = max(T // 8, 16) if quick else T
         p = init_params(F, H, seed=0, scheme="pytorch").params.astype(dtype)
         xs = np.random.default_rng(0).standard_normal((T, B, F)).astype(dtype)
@@ -385,6 +386,13 @@ def main() -> None:
         help="only the large target cases, every implementation once per round, ROUNDS rounds",
     )
     ap.add_argument(
+        "--case",
+        type=int,
+        action="append",
+        metavar="INDEX",
+        help="with --interleaved: only this case (0-5, in the order of CASES; repeatable)",
+    )
+    ap.add_argument(
         "--cli-only",
         action="store_true",
         help="only the start-up and peak-RSS measurements (run it with the python of a regular "
@@ -404,7 +412,7 @@ def main() -> None:
         rss(args.quick)
         return
     if args.interleaved:
-        interleaved(args.interleaved, args.quick)
+        interleaved(args.interleaved, args.quick, args.case)
         return
     core_table(args.quick, args.repeat, args.tiny)
     if not args.skip_cli:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,11 @@ class FusedCell:
         W (4H, H + F): ``Wc, Wo, Wf, Wi`` stacked (gates g, o, f, i), the rows of the sigmoid
             gates o, f, i multiplied by 1/2 (see the module docstring).
         b (4H,): ``bc, bo, bf, bi``, scaled the same way.
+        n_hidden: H.
+
+    The operands of each path are made from ``W`` and ``b`` on first use (a path never pays
+    for another's copies; at H = 1024 each is tens of MB):
+
         W_h (4H, H): ``W[:, :H]``, contiguous: acts on ``h_prev`` (H, B).
         W_x (4H, F): ``W[:, H:]``, contiguous: acts on a chunk of batched inputs (n, F, B).
         W_xT (F, 4H): ``W[:, H:].T``, contiguous: acts on a chunk of unbatched inputs (n, F).
@@ -42,23 +48,43 @@ class FusedCell:
 
     W: Array
     b: Array
-    W_h: Array
-    W_x: Array
-    W_xT: Array
-    W_u: Array
-    abs_rows: Array
-
-    @property
-    def n_hidden(self) -> int:
-        return int(self.W_h.shape[1])
+    n_hidden: int
 
     @property
     def n_features(self) -> int:
-        return int(self.W_xT.shape[0])
+        return int(self.W.shape[1]) - self.n_hidden
 
     @property
     def dtype(self) -> np.dtype[Any]:
         return self.W.dtype
+
+    @cached_property
+    def W_h(self) -> Array:
+        return np.ascontiguousarray(self.W[:, : self.n_hidden])
+
+    @cached_property
+    def W_x(self) -> Array:
+        return np.ascontiguousarray(self.W[:, self.n_hidden :])
+
+    @cached_property
+    def W_xT(self) -> Array:
+        return np.ascontiguousarray(self.W[:, self.n_hidden :].T)
+
+    @cached_property
+    def W_u(self) -> Array:
+        return np.concatenate((self.W, self.b[:, None]), axis=1)
+
+    @cached_property
+    def abs_rows(self) -> Array:
+        A, H = np.abs(self.W), self.n_hidden  # exact; the sums are taken in float64
+        with np.errstate(over="ignore"):  # a sum past float64's range: inf, the bound fails
+            return np.stack(
+                (
+                    A[:, :H].sum(axis=1, dtype=np.float64),
+                    A[:, H:].sum(axis=1, dtype=np.float64),
+                    np.abs(self.b.astype(np.float64)),
+                )
+            )
 
     @classmethod
     def from_params(cls, params: LSTMParams, dtype: Any = None) -> FusedCell:
@@ -69,20 +95,7 @@ class FusedCell:
         b = np.concatenate((p.bc, p.bo, p.bf, p.bi))  # (4H,)
         W[H:] *= 0.5  # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2): fold z / 2 into o, f, i
         b[H:] *= 0.5
-        W64 = np.abs(W.astype(np.float64))
-        with np.errstate(over="ignore"):  # a sum past float64's range: inf, the bound fails
-            abs_rows = np.stack(
-                (W64[:, :H].sum(axis=1), W64[:, H:].sum(axis=1), np.abs(b.astype(np.float64)))
-            )
-        return cls(
-            W=W,
-            b=b,
-            W_h=np.ascontiguousarray(W[:, :H]),
-            W_x=np.ascontiguousarray(W[:, H:]),
-            W_xT=np.ascontiguousarray(W[:, H:].T),
-            W_u=np.ascontiguousarray(np.concatenate((W, b[:, None]), axis=1)),
-            abs_rows=abs_rows,
-        )
+        return cls(W=W, b=b, n_hidden=H)
 
 
 class _State:

@@ -85,8 +85,13 @@ __all__ = [
 
 GATE_NAMES = ("i_t", "f_t", "o_t", "c_t_candidate")  # as in StepResult
 
-# Default chunk: the input projection of one chunk is about this many bytes (B * 4H per step).
+# Default chunk: the input projection of one chunk is about CHUNK_BYTES (B * 4H per step), and
+# at least MIN_CHUNK_STEPS steps (a chunk's own work, the state copied out and the operands set
+# up, is then shared by that many steps: at B = 256, H = 1024 one step is 4 MiB) unless those
+# would take more than MAX_CHUNK_BYTES; at most MAX_CHUNK_STEPS.
 CHUNK_BYTES = 4 << 20
+MIN_CHUNK_STEPS = 16
+MAX_CHUNK_BYTES = 64 << 20
 MAX_CHUNK_STEPS = 4096
 
 
@@ -195,9 +200,11 @@ class SequenceResult:
 
 
 def default_chunk_steps(n_hidden: int, batch: int, dtype: Any) -> int:
-    """Steps per chunk so that a chunk's input projection (n, 4H, B) is about CHUNK_BYTES."""
+    """Steps per chunk so that a chunk's input projection (n, 4H, B) is about CHUNK_BYTES, or
+    MIN_CHUNK_STEPS when that is more and fits in MAX_CHUNK_BYTES."""
     per_step = 4 * n_hidden * max(batch, 1) * np.dtype(dtype).itemsize
-    return int(max(1, min(MAX_CHUNK_STEPS, CHUNK_BYTES // per_step)))
+    least = min(MIN_CHUNK_STEPS, MAX_CHUNK_BYTES // per_step)
+    return int(max(1, min(MAX_CHUNK_STEPS, max(least, CHUNK_BYTES // per_step))))
 
 
 def _initial_state(

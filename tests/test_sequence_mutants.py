@@ -180,7 +180,13 @@ def test_the_default_chunk_is_about_four_mebibytes_of_projection():
     assert default_chunk_steps(1024, 1, np.float64) == (4 << 20) // (4 * 1024 * 8)
     assert default_chunk_steps(1024, 8, np.float32) == (4 << 20) // (4 * 1024 * 8 * 4)
     assert default_chunk_steps(1024, 0, np.float32) == (4 << 20) // (4 * 1024 * 4)
-    assert default_chunk_steps(1 << 20, 1, np.float64) == 1  # at least one step
+    # At least MIN_CHUNK_STEPS (16) when a step's projection is over 4 MiB / 16, unless 16
+    # steps would pass 64 MiB: then as many as fit, and never fewer than one.
+    assert default_chunk_steps(1024, 256, np.float32) == 16  # 4 MiB a step: 64 MiB
+    assert default_chunk_steps(1024, 64, np.float32) == 16  # 1 MiB a step: 16 MiB, not 4
+    assert default_chunk_steps(2048, 256, np.float32) == 8  # 8 MiB a step: 64 MiB at most
+    assert default_chunk_steps(1 << 20, 1, np.float64) == 2  # 32 MiB a step
+    assert default_chunk_steps(1 << 22, 2, np.float64) == 1  # 256 MiB a step: at least one
     assert default_chunk_steps(1, 1, np.float64) == 4096  # at most MAX_CHUNK_STEPS
 
 
