@@ -87,7 +87,7 @@ def convert(
     from lstm_cli.io.cells import CellChoice
     from lstm_cli.io.paramfiles import load_param_set, save_arrays, save_param_set
     from lstm_cli.layouts import export_arrays
-    from lstm_cli.render.reports import ConvertReport
+    from lstm_cli.render.written import ConvertReport
 
     pretty = use_pretty(json_, pretty)
     if dst.suffix.lower() != ".onnx":  # (.onnx is refused with its own message)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .options import ClipOpt, ForceOpt, JsonOpt, PrettyOpt, Scheme
+from lstm_cli.init import SCHEMES
+
+from .options import ClipOpt, ForceOpt, JsonOpt, PrettyOpt
 from .output import emit, use_pretty
+
+Scheme = enum.Enum("Scheme", {s: s for s in SCHEMES}, type=str)  # type: ignore[misc]
 
 
 def init(
@@ -55,7 +60,7 @@ def init(
     from lstm_cli.init import init_params
     from lstm_cli.io.atomic import PARAM_SUFFIXES, check_writable, is_stdout, output_suffix
     from lstm_cli.io.paramfiles import save_param_set
-    from lstm_cli.render.reports import InitReport
+    from lstm_cli.render.written import InitReport
 
     pretty = use_pretty(json_, pretty)
     output_suffix(out, PARAM_SUFFIXES)  # refused before any work

@@ -13,12 +13,11 @@ from typing import Annotated, Any, NamedTuple, TypeVar
 
 import typer
 
-from lstm_cli.init import NOTEBOOK_SEED, SCHEMES, notebook_default
+from lstm_cli.init import NOTEBOOK_SEED, notebook_default
 from lstm_cli.io.arrays import cast_checked
 from lstm_cli.io.reader import DEFAULT_MAX_INPUT_BYTES
 from lstm_cli.params import LAYOUTS, BiasHalves, LSTMParams, ParamSet
 
-Scheme = enum.Enum("Scheme", {s: s for s in SCHEMES}, type=str)  # type: ignore[misc]
 Layout = enum.Enum("Layout", {s: s for s in LAYOUTS}, type=str)  # type: ignore[misc]
 
 

@@ -18,7 +18,7 @@ from lstm_cli.errors import InputError, OutputError
 from lstm_cli.io.arrays import cast_checked
 from lstm_cli.io.atomic import check_writable, is_stdout, output_suffix
 from lstm_cli.params import LSTMParams
-from lstm_cli.render.reports import RunReport
+from lstm_cli.render.run import RunReport
 
 from . import options as opt
 from .inputs import resolve_run_inputs

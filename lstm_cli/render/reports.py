@@ -1,6 +1,7 @@
-"""The results of ``init``, ``step``, ``run`` and ``convert`` as the command line shows them:
-each report has ``to_json()`` (the payload printed in a pipe) and ``view()`` (the Rich view
-on a terminal).
+"""The report of ``step`` as the command line shows it, and what the reports share. A report
+has ``to_json()`` (the payload printed in a pipe) and ``view()`` (the Rich view on a
+terminal); those of ``init`` and ``convert`` are in :mod:`.written`, ``run``'s in
+:mod:`.run`, so that ``step --json`` imports only its own.
 
 Reports are NamedTuples, immutable records that cost a tenth of a frozen dataclass to define
 (no generated code to compile), which ``lstm-cell step --json`` would pay at every start.
@@ -9,19 +10,16 @@ Reports are NamedTuples, immutable records that cost a tenth of a frozen datacla
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lstm_cli.core import Array, StepResult
 from lstm_cli.io.jsonio import json_list
 from lstm_cli.params import BIAS_NAMES, PEEPHOLE_NAMES, WEIGHT_NAMES, LSTMParams
 
-from .console import ShapeRow
-
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from .run import RunTrace
+    from .console import ShapeRow
 
 # How a framework's weights were read, said under the step view.
 SOURCE_GATE_ORDERS = {
@@ -39,54 +37,6 @@ def variant_note(cell: LSTMParams) -> list[str]:
 
 def shapes(arrays: Mapping[str, Array]) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in arrays.items()}
-
-
-def written_view(
-    path: Path, arrays: Mapping[str, Array], shown: Mapping[str, Any]
-) -> RenderableType:
-    """The view of a params file written by ``init`` or ``convert``."""
-    from .step import init_view
-
-    return init_view(path, dict(arrays), dict(shown))
-
-
-class InitReport(NamedTuple):
-    """What ``init`` wrote: the path, what to say about it, the arrays."""
-
-    path: Path
-    arrays: Mapping[str, Array]
-    meta: Mapping[str, Any]
-    shown: Mapping[str, Any] | None = None  # the view's description; default: meta
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "meta": dict(self.meta), "shapes": shapes(self.arrays)}
-
-    def view(self) -> RenderableType:
-        return written_view(self.path, self.arrays, self.shown or self.meta)
-
-
-class ConvertReport(NamedTuple):
-    """What ``convert`` wrote, from which layout to which."""
-
-    path: Path
-    arrays: Mapping[str, Array]
-    meta: Mapping[str, Any]
-    shown: Mapping[str, Any] | None = None  # the view's description; default: meta
-    source_layout: str = "native"
-    layout: str = "native"
-    cell: LSTMParams | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "from": self.source_layout,
-            "to": self.layout,
-            "arrays": shapes(self.arrays),
-            "variant": None if self.cell is None else self.cell.variant.switches(),
-        }
-
-    def view(self) -> RenderableType:
-        return written_view(self.path, self.arrays, self.shown or self.meta)
 
 
 class StepReport(NamedTuple):
@@ -119,6 +69,8 @@ class StepReport(NamedTuple):
 
     def rows(self) -> list[ShapeRow]:
         """The shapes table: inputs, u, then the cell's arrays, each with its origin."""
+        from .console import ShapeRow
+
         arrays = self.result.arrays()
         rows = [ShapeRow(k, arrays[k].shape, self.dtype, self.sources[k]) for k in STEP_INPUT_NAMES]
         rows.append(ShapeRow("u = [h_prev, x_t]", self.result.u.shape, self.dtype, "concatenated"))
@@ -136,41 +88,3 @@ class StepReport(NamedTuple):
         if self.source_layout in SOURCE_GATE_ORDERS:
             notes.append(f"Read as {SOURCE_GATE_ORDERS[self.source_layout]}.")
         return step_view(self.result, self.rows(), notes)
-
-
-class RunReport(NamedTuple):
-    """A sequence's final state, its shapes and origins, and the trace of its gates and states."""
-
-    h_next: Array
-    c_next: Array
-    steps: int
-    batch: int | None
-    dtype: str
-    shapes: Mapping[str, list[int]]
-    sources: Mapping[str, str]
-    out: Path | None = None
-    notes: Sequence[str] = ()
-    trace: RunTrace | None = None
-    width: int = 80
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "h_next": self.h_next.tolist(),
-            "c_next": self.c_next.tolist(),
-            "steps": self.steps,
-            "batch": self.batch,
-            "dtype": self.dtype,
-            "shapes": dict(self.shapes),
-            "sources": dict(self.sources),
-            "out": None if self.out is None else str(self.out),
-            "notes": list(self.notes),
-        }
-
-    def view(self) -> RenderableType:
-        from .run import run_view
-
-        rows = [
-            ShapeRow(k, tuple(v), self.dtype, self.sources.get(k, "result"))
-            for k, v in self.shapes.items()
-        ]
-        return run_view(rows, self.h_next, self.c_next, self.trace, self.width, self.notes)

@@ -9,8 +9,9 @@ A run of any length is summarised in bounded memory by :class:`RunTrace`: up to
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -224,3 +225,39 @@ def run_view(
         parts.append(Text(f"c_next = {c_next}", style="bold"))
     parts.append(shapes_table(rows))
     return Group(*parts)
+
+
+class RunReport(NamedTuple):
+    """A sequence's final state, its shapes and origins, and the trace of its gates and states."""
+
+    h_next: Array
+    c_next: Array
+    steps: int
+    batch: int | None
+    dtype: str
+    shapes: Mapping[str, list[int]]
+    sources: Mapping[str, str]
+    out: Path | None = None
+    notes: Sequence[str] = ()
+    trace: RunTrace | None = None
+    width: int = 80
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "h_next": self.h_next.tolist(),
+            "c_next": self.c_next.tolist(),
+            "steps": self.steps,
+            "batch": self.batch,
+            "dtype": self.dtype,
+            "shapes": dict(self.shapes),
+            "sources": dict(self.sources),
+            "out": None if self.out is None else str(self.out),
+            "notes": list(self.notes),
+        }
+
+    def view(self) -> RenderableType:
+        rows = [
+            ShapeRow(k, tuple(v), self.dtype, self.sources.get(k, "result"))
+            for k, v in self.shapes.items()
+        ]
+        return run_view(rows, self.h_next, self.c_next, self.trace, self.width, self.notes)
