@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     Array = NDArray[np.floating]
-else:  # numpy.typing costs start-up time and annotations are never evaluated here
+else:  # numpy.typing costs start-up; annotations here are strings, never evaluated
     Array = np.ndarray
 
 
