@@ -9,7 +9,8 @@ import sys
 
 from setuptools import Extension, setup
 
-FLAGS = [] if sys.platform == "win32" else ["-O3", "-ffp-contract=off", "-fno-trapping-math"]
+POSIX = sys.platform != "win32"
+FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-pthread"] if POSIX else []
 
 setup(
     ext_modules=[
@@ -17,6 +18,7 @@ setup(
             "lstm_cli._kernel",
             sources=["lstm_cli/_kernel.c"],
             extra_compile_args=FLAGS,
+            extra_link_args=["-pthread"] if POSIX else [],
             optional=True,
         )
     ]

@@ -213,38 +213,397 @@ INLINE float sigmoid2_f(float zh) { return tanh_f(zh) * 0.5f + 0.5f; }
 #define NOT_FINITE(x) (sizeof(x) == 8 ? (bits_of(x) & 0x7ff0000000000000ull) == 0x7ff0000000000000ull \
                                       : (bits_of_f(x) & 0x7f800000u) == 0x7f800000u)
 
-/* One activation F over z[LO:HI] (+ add), into gates: a loop with one function in it keeps
- * the registers free (measured 20 % faster than all five activations of a unit in one loop). */
-#define ACT_PASS(T, F, LO, HI)                                                                    \
-    if (add) {                                                                                    \
-        for (j = LO; j < HI; j++) { T v = z[j] + add[j]; gates[j] = F(v); bad |= NOT_FINITE(v); } \
-    } else {                                                                                      \
-        for (j = LO; j < HI; j++) { T v = z[j]; gates[j] = F(v); bad |= NOT_FINITE(v); }          \
+/* One activation F over the m values of slab q of z (+ add), into slab q of gates: a loop with
+ * one function in it keeps the registers free (measured 20 % faster than all five activations
+ * of a unit in one loop). */
+#define ACT_PASS(T, F, Q)                                                                         \
+    {                                                                                             \
+        const T *restrict zq = z + (Q) * zs;                                                      \
+        T *restrict gq = gates + (Q) * gs;                                                        \
+        if (add) {                                                                                \
+            const T *restrict aq = add + (Q) * zs;                                                \
+            for (j = 0; j < m; j++) { T v = zq[j] + aq[j]; gq[j] = F(v); bad |= NOT_FINITE(v); } \
+        } else {                                                                                  \
+            for (j = 0; j < m; j++) { T v = zq[j]; gq[j] = F(v); bad |= NOT_FINITE(v); }         \
+        }                                                                                         \
     }
 
-/* gates is required (a scratch buffer when the caller keeps no gates). fc and ig are used
- * twice (the sum and the check), so they are never fused into c: NumPy's rounding. */
-#define CELL(NAME, T, TANH, SIG)                                                                  \
+/* The elementwise step of m units (x batch) whose pre-activations are the slabs g, o, f, i of
+ * z, zs apart (+ add, same layout), and whose gates go to four slabs of gates, gs apart.
+ * gates is required (a scratch buffer when the caller keeps no gates). fc and ig are used
+ * twice (the sum and the check), so they are never fused into c: NumPy's rounding. Returns
+ * nonzero when a pre-activation, a product or c_next is not finite. */
+#define CELL_PART(NAME, T, TANH, SIG)                                                             \
+    INLINE unsigned NAME(long m, const T *restrict z, const T *restrict add, long zs,             \
+                         const T *restrict c_prev, T *restrict c_next, T *restrict h_next,        \
+                         T *restrict gates, long gs)                                              \
+    {                                                                                             \
+        long j;                                                                                   \
+        unsigned bad = 0;                                                                         \
+        ACT_PASS(T, TANH, 0)                                                                      \
+        ACT_PASS(T, SIG, 1)                                                                       \
+        ACT_PASS(T, SIG, 2)                                                                       \
+        ACT_PASS(T, SIG, 3)                                                                       \
+        for (j = 0; j < m; j++) {                                                                 \
+            T fc = gates[2 * gs + j] * c_prev[j], ig = gates[3 * gs + j] * gates[j];              \
+            T c = fc + ig;                                                                        \
+            c_next[j] = c;                                                                        \
+            h_next[j] = gates[gs + j] * TANH(c);                                                  \
+            bad |= NOT_FINITE(c) | NOT_FINITE(fc) | NOT_FINITE(ig);                               \
+        }                                                                                         \
+        return bad;                                                                               \
+    }
+
+CELL_PART(cell_part_f64, double, tanh_d, sigmoid2_d)
+CELL_PART(cell_part_f32, float, tanh_f, sigmoid2_f)
+
+/* The whole cell: z, add and gates (4HB), slabs HB apart. */
+#define CELL(NAME, T, PART)                                                                       \
     EXPORT CLONES int NAME(long HB, const T *restrict z, const T *restrict add,                   \
                            const T *restrict c_prev, T *restrict c_next, T *restrict h_next,      \
                            T *restrict gates)                                                     \
     {                                                                                             \
-        long j;                                                                                   \
-        unsigned bad = 0;                                                                         \
-        ACT_PASS(T, TANH, 0, HB)                                                                  \
-        ACT_PASS(T, SIG, HB, 4 * HB)                                                              \
-        for (j = 0; j < HB; j++) {                                                                \
-            T fc = gates[2 * HB + j] * c_prev[j], ig = gates[3 * HB + j] * gates[j];              \
-            T c = fc + ig;                                                                        \
-            c_next[j] = c;                                                                        \
-            h_next[j] = gates[HB + j] * TANH(c);                                                  \
-            bad |= NOT_FINITE(c) | NOT_FINITE(fc) | NOT_FINITE(ig);                               \
-        }                                                                                         \
-        return bad != 0;                                                                          \
+        return PART(HB, z, add, HB, c_prev, c_next, h_next, gates, HB) != 0;                      \
     }
 
-CELL(lstm_cell_f64, double, tanh_d, sigmoid2_d)
-CELL(lstm_cell_f32, float, tanh_f, sigmoid2_f)
+CELL(lstm_cell_f64, double, cell_part_f64)
+CELL(lstm_cell_f32, float, cell_part_f32)
+
+/* ------------------------------------------------------------------------------------------
+ * The whole stacked step loop of a batch, on several threads (lstm_threads_f64/f32): each
+ * step's product W_u [h; x_t; 1] by a small GEMM of our own on weights packed once per run,
+ * then the fused elementwise step above, both split by hidden unit across the threads (a
+ * barrier per step: step t + 1 reads every unit's h). Same arguments as compiled.py's
+ * stacked_fused: U (n + 1, K, B) with K = H + F + 1, U[t] = [h_prev; x_t; 1], step t writing
+ * its h_next into U[t + 1, :H]; per step t, the addresses of c_prev, c_next (H, B) and of
+ * the gates (4H, B, slabs g, o, f, i).
+ *
+ * The product: z[r, :] = sum over k of W_u[r, k] U[t][k, :], k in order 0 .. K-1, one fused
+ * multiply-add per term into the row's running sum, vectorized over the batch (as OpenBLAS's
+ * kernels sum when K fits one of their blocks: measured bit-identical on these shapes). The
+ * weights of thread p's units u0 .. u1-1 (rows g, o, f, i of each, in that order: R = 4 nu
+ * rows) are packed as panels of MR rows, k-major (panel[k * MR + r]), zero rows past R.
+ * Returns the number of steps done: n, or the first step t with a value that is not finite
+ * (its outputs are then not to be trusted, its inputs are intact: the caller redoes it). */
+#if defined(__GNUC__) && !defined(_WIN32)
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#define MR 12 /* rows per packed panel */
+#define MAX_THREADS 64
+
+INLINE void unit_range(long H, long nthreads, long p, long *u0, long *u1)
+{
+    *u0 = H * p / nthreads;
+    *u1 = H * (p + 1) / nthreads;
+}
+
+INLINE long panels_of(long H, long nthreads, long p)
+{
+    long u0, u1;
+    unit_range(H, nthreads, p, &u0, &u1);
+    return (4 * (u1 - u0) + MR - 1) / MR;
+}
+
+/* Elements of the packed weights, all threads' panels one after the other. */
+EXPORT long lstm_packed_len(long H, long K, long nthreads)
+{
+    long p, total = 0;
+    for (p = 0; p < nthreads; p++) total += panels_of(H, nthreads, p) * K * MR;
+    return total;
+}
+
+/* Elements of scratch per thread (the most of any thread: z of its panels, X's padded tail
+ * columns and their product, for up to MAX_LANES lanes). */
+#define MAX_LANES 16
+INLINE long per_thread(long H, long K, long B, long nthreads)
+{
+    return panels_of(H, nthreads, 0) * MR * B + (K + MR) * MAX_LANES; /* thread 0 has the most */
+}
+
+EXPORT long lstm_threads_scratch_len(long H, long K, long B, long nthreads)
+{
+    return nthreads * per_thread(H, K, B, nthreads);
+}
+
+#define PACK(NAME, T)                                                                             \
+    EXPORT void NAME(long H, long K, long nthreads, const T *W_u, T *packed)                      \
+    {                                                                                             \
+        long p, q, u, k, r;                                                                       \
+        for (p = 0; p < nthreads; p++) {                                                          \
+            long u0, u1, nu, P = panels_of(H, nthreads, p);                                       \
+            unit_range(H, nthreads, p, &u0, &u1);                                                 \
+            nu = u1 - u0;                                                                         \
+            for (r = 0; r < P * MR; r++) { /* thread row r: gate r / nu, unit u0 + r % nu */      \
+                q = r / (nu ? nu : 1);                                                            \
+                u = u0 + r % (nu ? nu : 1);                                                       \
+                T *dst = packed + (r / MR) * K * MR + r % MR;                                     \
+                for (k = 0; k < K; k++)                                                           \
+                    dst[k * MR] = (r < 4 * nu) ? W_u[(q * H + u) * K + k] : (T)0;                 \
+            }                                                                                     \
+            packed += P * K * MR;                                                                 \
+        }                                                                                         \
+    }
+
+PACK(lstm_pack_f64, double)
+PACK(lstm_pack_f32, float)
+
+/* A barrier for a few threads that spin (a step is tens of microseconds), then yield. */
+typedef struct {
+    atomic_long count, phase;
+    long n;
+} barrier_t;
+
+__attribute__((unused)) static void barrier_wait(barrier_t *b)
+{
+    long phase = atomic_load_explicit(&b->phase, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == b->n - 1) {
+        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->phase, phase + 1, memory_order_release);
+        return;
+    }
+    for (long spins = 0; atomic_load_explicit(&b->phase, memory_order_acquire) == phase; spins++)
+        if (spins > 4000) sched_yield();
+}
+
+typedef struct {
+    long n, H, K, B, nthreads;
+    const void *packed;
+    void *U;
+    void *const *c_prev, *const *c_next, *const *gates;
+    void *scratch; /* each thread's z and tail buffers, per_thread elements apart */
+    long per_thread;
+    barrier_t barrier;
+    atomic_long bad_at; /* the first step with a value not finite; n when none */
+} job_t;
+
+typedef struct {
+    job_t *job;
+    long p;
+} worker_t;
+
+/* One tile of the product: rows r0 .. r0 + NR - 1 of a panel by NV vectors of the batch. */
+#define TILE(NAME, T, VT, VTU, L, ATTR, NR, NV)                                                   \
+    ATTR static inline __attribute__((always_inline)) void NAME(                                 \
+        long K, const T *restrict panel, const T *restrict X, long ldx, T *restrict Z, long ldz) \
+    {                                                                                             \
+        VT acc[NR][NV];                                                                           \
+        int r, v;                                                                                 \
+        for (r = 0; r < NR; r++)                                                                  \
+            for (v = 0; v < NV; v++) acc[r][v] = (VT){0};                                         \
+        for (long k = 0; k < K; k++) {                                                            \
+            VT x[NV];                                                                             \
+            for (v = 0; v < NV; v++) x[v] = *(const VTU *)(X + k * ldx + v * L);                  \
+            for (r = 0; r < NR; r++) {                                                            \
+                T w = panel[k * MR + r];                                                          \
+                for (v = 0; v < NV; v++) acc[r][v] += w * x[v];                                   \
+            }                                                                                     \
+        }                                                                                         \
+        for (r = 0; r < NR; r++)                                                                  \
+            for (v = 0; v < NV; v++) *(VTU *)(Z + r * ldz + v * L) = acc[r][v];                   \
+    }
+
+/* The worker of one instruction set: vector type VT of L lanes. Tiles of NR rows by NV
+ * vectors of the batch, as wide as the vector registers allow: WIDE by 6 rows, then (where
+ * there are 32 registers, MID = 2) 2 by 12, then 1 by ONE rows. */
+#define THREADS(SFX, T, VT, VTU, L, ATTR, WIDE, MID, ONE, PART)                                   \
+    TILE(tile_w_##SFX, T, VT, VTU, L, ATTR, 6, WIDE)                                              \
+    TILE(tile_m_##SFX, T, VT, VTU, L, ATTR, 12, 2)                                                \
+    TILE(tile_1_##SFX, T, VT, VTU, L, ATTR, ONE, 1)                                               \
+    /* z (R, B) = the thread's panels times X (K, B): X's last B % L columns via a padded copy */ \
+    ATTR static void product_##SFX(long P, long K, long B, const T *restrict panels,              \
+                                   const T *restrict X, T *restrict z, T *restrict tail,          \
+                                   T *restrict ztail)                                             \
+    {                                                                                             \
+        long p, j, k, r, full = B - B % L;                                                        \
+        if (full < B) {                                                                           \
+            for (k = 0; k < K; k++)                                                               \
+                for (j = 0; j < L; j++) tail[k * L + j] = full + j < B ? X[k * B + full + j] : 0; \
+        }                                                                                         \
+        for (p = 0; p < P; p++) {                                                                 \
+            const T *panel = panels + p * K * MR;                                                 \
+            T *zp = z + p * MR * B;                                                               \
+            for (j = 0; j + WIDE * L <= full; j += WIDE * L)                                      \
+                for (r = 0; r < MR; r += 6) tile_w_##SFX(K, panel + r, X + j, B, zp + r * B + j, B); \
+            for (; MID && j + 2 * L <= full; j += 2 * L)                                          \
+                tile_m_##SFX(K, panel, X + j, B, zp + j, B);                                      \
+            for (; j < full; j += L)                                                              \
+                for (r = 0; r < MR; r += ONE) tile_1_##SFX(K, panel + r, X + j, B, zp + r * B + j, B); \
+            if (full < B) {                                                                       \
+                for (r = 0; r < MR; r += ONE) tile_1_##SFX(K, panel + r, tail, L, ztail + r * L, L); \
+                for (r = 0; r < MR; r++)                                                          \
+                    for (j = full; j < B; j++) zp[r * B + j] = ztail[r * L + j - full];           \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+    ATTR static void *work_##SFX(void *arg)                                                       \
+    {                                                                                             \
+        worker_t *w = arg;                                                                        \
+        job_t *jb = w->job;                                                                       \
+        long H = jb->H, K = jb->K, B = jb->B, HB = H * B, n = jb->n, t, q, u0, u1, nu, P, off = 0;\
+        for (q = 0; q < w->p; q++) off += panels_of(H, jb->nthreads, q) * K * MR;                 \
+        unit_range(H, jb->nthreads, w->p, &u0, &u1);                                              \
+        nu = u1 - u0;                                                                             \
+        P = panels_of(H, jb->nthreads, w->p);                                                     \
+        const T *panels = (const T *)jb->packed + off;                                            \
+        T *U = jb->U;                                                                             \
+        T *z = (T *)jb->scratch + w->p * jb->per_thread;                                          \
+        T *tail = z + P * MR * B, *ztail = tail + K * L;                                          \
+        for (t = 0; t < n; t++) {                                                                 \
+            const T *X = U + t * K * B;                                                           \
+            product_##SFX(P, K, B, panels, X, z, tail, ztail);                                    \
+            unsigned bad = PART(nu * B, z, NULL, nu * B, (const T *)jb->c_prev[t] + u0 * B,       \
+                                (T *)jb->c_next[t] + u0 * B, U + (t + 1) * K * B + u0 * B,        \
+                                (T *)jb->gates[t] + u0 * B, HB);                                  \
+            if (bad) atomic_store(&jb->bad_at, t);                                                \
+            barrier_wait(&jb->barrier);                                                           \
+            if (atomic_load(&jb->bad_at) <= t) break;                                             \
+        }                                                                                         \
+        return NULL;                                                                              \
+    }
+
+/* The instruction sets: on x86-64 (GCC) AVX-512 and AVX2 + FMA, picked when the library
+ * loads; elsewhere the baseline build, where the compiler fuses a multiply and an add on its
+ * own (the product's sums are then rounded once per term, as OpenBLAS's). Not on x86-64's
+ * baseline (SSE2, no fused multiply-add: float32 went to 5 ulp): there the fused kernel runs.
+ * -DLSTM_BASELINE_ONLY builds the baseline alone (the tests build it with -mfma and without). */
+#if defined(__x86_64__) && !defined(__clang__) && !defined(LSTM_BASELINE_ONLY)
+#define HAVE_X86 1
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16fu __attribute__((vector_size(64), aligned(4)));
+typedef double v8d __attribute__((vector_size(64)));
+typedef double v8du __attribute__((vector_size(64), aligned(8)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v8fu __attribute__((vector_size(32), aligned(4)));
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v4du __attribute__((vector_size(32), aligned(8)));
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
+#define AVX2 __attribute__((target("avx2,fma")))
+THREADS(f32_avx512, float, v16f, v16fu, 16, AVX512, 4, 1, 12, cell_part_f32)
+THREADS(f64_avx512, double, v8d, v8du, 8, AVX512, 4, 1, 12, cell_part_f64)
+THREADS(f32_avx2, float, v8f, v8fu, 8, AVX2, 2, 0, 6, cell_part_f32)
+THREADS(f64_avx2, double, v4d, v4du, 4, AVX2, 2, 0, 6, cell_part_f64)
+#else
+#define HAVE_X86 0
+#endif
+#if !HAVE_X86 && defined(__FP_FAST_FMAF) && defined(__FP_FAST_FMA)
+#define HAVE_BASE 1
+typedef float v4f __attribute__((vector_size(16)));
+typedef float v4fu __attribute__((vector_size(16), aligned(4)));
+typedef double v2d __attribute__((vector_size(16)));
+typedef double v2du __attribute__((vector_size(16), aligned(8)));
+THREADS(f32_base, float, v4f, v4fu, 4, , 2, 0, 6, cell_part_f32)
+THREADS(f64_base, double, v2d, v2du, 2, , 2, 0, 6, cell_part_f64)
+#else
+#define HAVE_BASE 0
+#endif
+
+typedef void *(*worker_fn)(void *);
+
+typedef struct {
+    worker_t *w;
+    worker_fn fn;
+    atomic_int *go; /* 0: wait; 1: run; -1: stop (not every thread could be started) */
+} start_t;
+
+static void *started(void *arg)
+{
+    start_t *s = arg;
+    int go;
+    while ((go = atomic_load_explicit(s->go, memory_order_acquire)) == 0) sched_yield();
+    return go > 0 ? s->fn(s->w) : NULL;
+}
+
+static long run_threads(worker_fn fn, long n, long H, long K, long B, long nthreads,
+                        const void *packed, void *U, void *const *c_prev, void *const *c_next,
+                        void *const *gates, void *scratch)
+{
+    job_t job = {.n = n, .H = H, .K = K, .B = B, .nthreads = nthreads, .packed = packed, .U = U,
+                 .c_prev = c_prev, .c_next = c_next, .gates = gates, .scratch = scratch,
+                 .per_thread = per_thread(H, K, B, nthreads)};
+    pthread_t ids[MAX_THREADS];
+    worker_t ws[MAX_THREADS];
+    start_t st[MAX_THREADS];
+    atomic_int go;
+    long p, made;
+    if (fn == NULL || nthreads < 1 || nthreads > MAX_THREADS) return 0;
+    atomic_init(&go, 0);
+    atomic_init(&job.barrier.count, 0);
+    atomic_init(&job.barrier.phase, 0);
+    atomic_init(&job.bad_at, n);
+    job.barrier.n = nthreads;
+    for (made = 1; made < nthreads; made++) {
+        ws[made] = (worker_t){&job, made};
+        st[made] = (start_t){&ws[made], fn, &go};
+        if (pthread_create(&ids[made], NULL, started, &st[made]) != 0) break;
+    }
+    atomic_store_explicit(&go, made == nthreads ? 1 : -1, memory_order_release);
+    if (made == nthreads) {
+        ws[0] = (worker_t){&job, 0};
+        fn(&ws[0]);
+    }
+    for (p = 1; p < made; p++) pthread_join(ids[p], NULL);
+    return made == nthreads ? atomic_load(&job.bad_at) : 0; /* 0: none done, run elsewhere */
+}
+
+/* The instruction sets of the threaded loop: 2 AVX-512, 1 AVX2 + FMA, 0 the baseline build
+ * (not on x86-64), -1 none: the loop is not there. */
+static int isa_supported(void)
+{
+#if HAVE_X86
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("fma"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    return -1;
+#else
+    return HAVE_BASE ? 0 : -1;
+#endif
+}
+
+static int isa_cap = 2; /* lstm_threads_isa(level) lowers it: the tests run every path */
+
+/* The instruction set in use (as isa_supported), after capping it at ``level`` when level >=
+ * 0 (a cap below every set this build has: -1, the loop is then not used). */
+EXPORT int lstm_threads_isa(int level)
+{
+    int have = isa_supported();
+    if (level >= 0) isa_cap = level;
+    if (have > isa_cap) have = isa_cap;
+    return (have == 0 && !HAVE_BASE) ? -1 : have;
+}
+
+static worker_fn pick(worker_fn avx512, worker_fn avx2, worker_fn base)
+{
+    switch (lstm_threads_isa(-1)) {
+    case 2: return avx512;
+    case 1: return avx2;
+    case 0: return base;
+    default: return NULL;
+    }
+}
+
+#if HAVE_X86
+#define PICK(T) pick(work_##T##_avx512, work_##T##_avx2, NULL)
+#elif HAVE_BASE
+#define PICK(T) pick(NULL, NULL, work_##T##_base)
+#else
+#define PICK(T) pick(NULL, NULL, NULL)
+#endif
+
+#define RUN(NAME, T)                                                                              \
+    EXPORT long NAME(long n, long H, long K, long B, long nthreads, const void *packed, void *U,  \
+                     void *const *c_prev, void *const *c_next, void *const *gates, void *scratch) \
+    {                                                                                             \
+        return run_threads(PICK(T), n, H, K, B, nthreads, packed, U, c_prev, c_next, gates,      \
+                           scratch);                                                              \
+    }
+
+RUN(lstm_threads_f64, f64)
+RUN(lstm_threads_f32, f32)
+#endif
 
 /* An empty module: setuptools builds the file as a CPython extension (its suffix, its
  * compiler flags); lstm_cli.compiled loads it with ctypes and calls the two functions. */

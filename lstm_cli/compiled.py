@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
@@ -38,8 +39,13 @@ AUTO_MAX_HIDDEN = 12  # the whole C step loop for B = 1 and H up to this (measur
 # auto takes the fused kernel up to this H: 1.1-2x faster than NumPy's elementwise calls there;
 # from H = 256 on, as fast or slower (NumPy's own SIMD activations, BLAS dominates; measured)
 AUTO_MAX_FUSED_HIDDEN = 128
+_MAX_THREADS = 64  # as the kernel's MAX_THREADS
+# the threaded loop from this batch size on (measured: faster than NumPy's product and the
+# fused kernel for float32 and float64, H = 16 to 1024, on 1 and 2 threads; docs/speed.md)
+THREADS_MIN_BATCH = 8
 _ARGS = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 6
 _CELL_ARGS = [ctypes.c_long] + [ctypes.c_void_p] * 6
+_THREADS_ARGS = [ctypes.c_long] * 5 + [ctypes.c_void_p] * 6
 
 
 @cache
@@ -48,8 +54,15 @@ def _library() -> ctypes.CDLL | None:
     spec = importlib.util.find_spec("lstm_cli._kernel")
     if spec is None or spec.origin is None:
         return None
+    return _load(spec.origin)
+
+
+def _load(path: str) -> ctypes.CDLL | None:
+    """The kernel at ``path`` with its functions' signatures set, or None when it does not
+    load or lacks the step loop and the fused kernel. Its threaded loop functions are None
+    where it was built without them."""
     try:
-        lib = ctypes.CDLL(spec.origin)
+        lib = ctypes.CDLL(path)
     except OSError:
         return None
     try:  # a kernel built from an older source lacks the fused functions: not used
@@ -61,6 +74,22 @@ def _library() -> ctypes.CDLL | None:
             getattr(lib, name).restype = ctypes.c_int
     except AttributeError:
         return None
+    try:  # the threaded loop: absent where the kernel was built without threads (Windows)
+        for name in ("lstm_threads_f64", "lstm_threads_f32"):
+            getattr(lib, name).argtypes = _THREADS_ARGS
+            getattr(lib, name).restype = ctypes.c_long
+        for name in ("lstm_pack_f64", "lstm_pack_f32"):
+            getattr(lib, name).argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 2
+            getattr(lib, name).restype = None
+        lib.lstm_packed_len.argtypes = [ctypes.c_long] * 3
+        lib.lstm_packed_len.restype = ctypes.c_long
+        lib.lstm_threads_scratch_len.argtypes = [ctypes.c_long] * 4
+        lib.lstm_threads_scratch_len.restype = ctypes.c_long
+        lib.lstm_threads_isa.argtypes = [ctypes.c_int]
+        lib.lstm_threads_isa.restype = ctypes.c_int
+    except AttributeError:
+        for name in ("lstm_threads_f64", "lstm_threads_f32"):
+            setattr(lib, name, None)
     return lib
 
 
@@ -96,8 +125,46 @@ def choose(backend: str, plain: bool, n_hidden: int = 1, batch: int = 1) -> str:
                 "input_forget); use --backend numpy or auto"
             )
         return "compiled"
-    fast = plain and n_hidden <= AUTO_MAX_FUSED_HIDDEN
+    fast = plain and (n_hidden <= AUTO_MAX_FUSED_HIDDEN or threaded(batch))
     return "compiled" if fast and available() else "numpy"
+
+
+def threaded(batch: int) -> bool:
+    """True when a batch this large runs the threaded loop (:func:`stacked_threads`): the
+    kernel has it (built with threads) and ``batch >= THREADS_MIN_BATCH``."""
+    lib = _library()
+    if batch < THREADS_MIN_BATCH or lib is None or lib.lstm_threads_f32 is None:
+        return False
+    return bool(lib.lstm_threads_isa(-1) >= 0)  # -1: no instruction set of this build here
+
+
+def isa() -> str:
+    """The instruction set of the threaded loop on this CPU: AVX-512, AVX2, baseline (a build
+    for another architecture than x86-64) or none (no threaded loop here)."""
+    lib = _library()
+    level = lib.lstm_threads_isa(-1) if lib is not None and lib.lstm_threads_f32 else -1
+    return ("none", "baseline", "AVX2", "AVX-512")[level + 1]
+
+
+def describe(n_hidden: int, batch: int) -> str:
+    """Which compiled path runs a plain cell of this size, in words (for --verbose)."""
+    if whole_loop(n_hidden, batch):
+        return "the whole step loop in C"
+    if threaded(batch):
+        return f"threaded loop, {threading_in_words(n_hidden)}"
+    return "fused kernel beside NumPy's product"
+
+
+def threading_in_words(n_hidden: int = _MAX_THREADS) -> str:
+    """How the threaded loop runs a cell of ``n_hidden`` units here: ``AVX-512, 2 threads``."""
+    n = min(threads(), n_hidden)
+    return f"{isa()}, {n} thread{'s' if n != 1 else ''}"
+
+
+def stacked_loop(batch: int) -> Callable[[Any, Any, Array, Array | None], None]:
+    """The compiled loop for a chunk of stacked operands (a batch, one product per step):
+    :func:`stacked_threads` where :func:`threaded`, else :func:`stacked_fused`."""
+    return stacked_threads if threaded(batch) else stacked_fused
 
 
 def whole_loop(n_hidden: int, batch: int) -> bool:
@@ -173,7 +240,9 @@ class _Cells:
     redo a step the kernel refused from intact inputs. Addresses for the kernel, arrays
     (the same memory) for NumPy."""
 
-    def __init__(self, s: Any, record: Array | None) -> None:
+    def __init__(self, s: Any, record: Array | None, scratch: Array | None = None) -> None:
+        """``scratch``: (4H, B), where the gates go when they are not kept (default: a new
+        buffer; one the caller does not otherwise use saves the allocation)."""
         self.s, self.record = s, record
         self.bufs = (s.c, s.tanh_c)  # s.tanh_c: a spare (H, B) buffer of the NumPy loop
         self.buf_ptrs = tuple(int(b.ctypes.data) for b in self.bufs)
@@ -181,7 +250,9 @@ class _Cells:
         rec = record if record is not None else s.work
         self.rec_ptr, self.rec_stride = int(rec.ctypes.data), rec.strides[0]
         gates_kept = record is not None  # else every step writes its gates to one scratch:
-        self.scratch = np.empty(0 if gates_kept else s.z.shape, s.z.dtype)  # (4H, B)
+        if scratch is None:
+            scratch = np.empty(0 if gates_kept else s.z.shape, s.z.dtype)  # (4H, B)
+        self.scratch = scratch
 
     def ptrs(self, n: int) -> tuple[list[int], list[int], list[int]]:
         """Addresses of c_prev, c_next and the gates of steps 0 .. n-1 (the gates of every
@@ -262,4 +333,69 @@ def stacked_fused(cell: Any, s: Any, U: Array, record: Array | None) -> None:
         dot(W_u, ops[t], out=z)  # (4H, B): W_h @ h_prev + W_x @ x_t + b, one product
         if fn(HB, z_ptr, None, c_prev[t], c_next[t], u0 + (t + 1) * us, gates[t]):
             _redo(cells, t, z, None, U[t + 1, :H])
+    cells.finish(n)
+
+
+def threads() -> int:
+    """Threads of the compiled batch loop: as many as NumPy's BLAS is told to use
+    (``OMP_NUM_THREADS``, else ``OPENBLAS_NUM_THREADS``), else the CPUs this process may
+    run on."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(var, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return min(int(value), _MAX_THREADS)
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, _MAX_THREADS))
+
+
+def _threads_fn(dt: np.dtype[Any]) -> Any:
+    """The threaded stacked loop for ``dt``, or None (not built here)."""
+    lib = _library()
+    if lib is None or lib.lstm_threads_f32 is None:
+        return None
+    return lib.lstm_threads_f64 if dt == np.float64 else lib.lstm_threads_f32
+
+
+def _packed(cell: Any, n_threads: int) -> Array:
+    """``cell.W_u`` packed for the threaded loop (panels per thread), made once per cell."""
+    key = ("packed", n_threads)
+    if key not in cell.derived:
+        lib = _library()
+        assert lib is not None, "the threaded loop needs the kernel: check threaded() first"
+        W_u = cell.W_u
+        H, K = cell.n_hidden, W_u.shape[1]
+        packed = np.empty(lib.lstm_packed_len(H, K, n_threads), W_u.dtype)
+        pack = lib.lstm_pack_f64 if W_u.dtype == np.float64 else lib.lstm_pack_f32
+        pack(H, K, n_threads, _ptr(W_u), _ptr(packed))
+        cell.derived[key] = packed
+    return cell.derived[key]
+
+
+def stacked_threads(cell: Any, s: Any, U: Array, record: Array | None) -> None:
+    """:func:`stacked_fused` as one kernel call per chunk: the product of each step by the
+    kernel's own small GEMM on packed weights, everything split by hidden unit across
+    :func:`threads` threads. Same arguments and result. A step with a value that is not
+    finite is redone with NumPy, then the kernel goes on from the next one."""
+    fn = _threads_fn(cell.dtype)
+    H = cell.n_hidden
+    n, K, B = U.shape[0] - 1, U.shape[1], U.shape[2]
+    n_threads = min(threads(), H)
+    packed = _packed(cell, n_threads)
+    cells = _Cells(s, record, scratch=s.z)  # s.z: unused here (the kernel has its own z)
+    ptrs = [(ctypes.c_void_p * n)(*p) for p in cells.ptrs(n)]  # c_prev, c_next, gates
+    lib = _library()
+    assert lib is not None, "the threaded loop needs the kernel: check threaded() first"
+    scratch = s.scratch(lib.lstm_threads_scratch_len(H, K, B, n_threads))
+    size = ctypes.sizeof(ctypes.c_void_p)
+    t = 0
+    while t < n:
+        at = [ctypes.byref(p, t * size) for p in ptrs]
+        u = int(U.ctypes.data) + t * U.strides[0]
+        t += fn(n - t, H, K, B, n_threads, _ptr(packed), u, *at, _ptr(scratch))
+        if t < n:  # step t met a value that is not finite: NumPy's operations, exactly
+            _redo(cells, t, cell.W_u @ U[t], None, U[t + 1, :H])
+            t += 1
     cells.finish(n)

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .compiled import choose, stacked_fused, steps_compiled, steps_fused, whole_loop
+from .compiled import choose, stacked_loop, steps_compiled, steps_fused, whole_loop
 from .core import (
     Array,
     add_peephole,
@@ -321,7 +321,7 @@ def _run_chunk(
     n, B, H, F = chunk.shape[0], s.h.shape[1], cell.n_hidden, cell.n_features
     x = np.ascontiguousarray(chunk, dtype=cell.dtype).reshape(n, B, F)  # (n, B, F)
     if step_loop in (_steps_plain, steps_fused) and B > 1:
-        stacked = stacked_fused if step_loop is steps_fused else steps_stacked
+        stacked = stacked_loop(B) if step_loop is steps_fused else steps_stacked
         done = _run_stacked(cell, s, x, start, out, stacked)
         if done is not None:
             return done
@@ -358,16 +358,16 @@ def _run_stacked(
     exact path (the chunk's projection, checked and rescaled as ``core.project`` does) runs."""
     n, B, F = x.shape
     H = cell.n_hidden
-    x_max = float(np.max(np.abs(x))) if x.size else 0.0
+    x_max = max(float(np.max(x)), -float(np.min(x))) if x.size else 0.0  # max |x|, no copy
     h_max = float(np.max(np.abs(s.h), initial=1.0))  # |h_next| <= 1; h0 may be larger; nan: nan
     if not stacked_is_safe(cell, h_max, x_max):
         return None
-    U = np.empty((n + 1, H + F + 1, B), cell.dtype)  # U[t] = [h_prev; x_t; 1]
+    U = s.operands(n + 1, H + F + 1)  # (n + 1, K, B): U[t] = [h_prev; x_t; 1]
     U[0, :H] = s.h
     U[:n, H : H + F] = x.transpose(0, 2, 1)
     U[:, H + F] = 1
     record = np.empty((n, 5 * H, B), cell.dtype) if (out.sequences or out.gates) else None
-    stacked(cell, s, U, record)  # steps_stacked, or the fused kernel's stacked_fused
+    stacked(cell, s, U, record)  # steps_stacked, or the compiled stacked_threads / stacked_fused
     s.h[...] = U[n, :H]
     h_seq = U[1:, :H] if out.sequences else None  # (n, H, B)
     return _chunk_result(cell, s, start, n, out, h_seq, record)

@@ -48,6 +48,13 @@ def agree(ref, got) -> None:
         assert a.dtype == b.dtype and float(np.max(np.abs(a - b))) <= tol
 
 
+@pytest.fixture(autouse=True)
+def fused_not_threaded(monkeypatch):
+    """Batches of every size take the fused kernel here; the threaded loop, which takes
+    batches of ``THREADS_MIN_BATCH`` and more, has its own tests (test_compiled_threads.py)."""
+    monkeypatch.setattr(compiled, "THREADS_MIN_BATCH", 10**9)
+
+
 @pytest.fixture
 def kernel_calls(monkeypatch):
     """Counts the fused kernel's steps (and NumPy's redone ones) while a test runs."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstm_cli import LSTMParams, iter_sequence, lstm_step, run_sequence, sequence
+from lstm_cli import LSTMParams, compiled, iter_sequence, lstm_step, run_sequence, sequence
 from lstm_cli.compiled import (
     AUTO_MAX_FUSED_HIDDEN,
     AUTO_MAX_HIDDEN,
     available,
     stacked_fused,
+    stacked_loop,
+    stacked_threads,
     steps_compiled,
     steps_fused,
 )
@@ -222,19 +224,24 @@ def test_auto_runs_the_compiled_loop_for_one_sequence_only(monkeypatch, batch, c
 
 
 @pytest.mark.skipif(not available(), reason="the compiled backend is not built here")
-def test_a_batch_on_the_compiled_backend_runs_the_kernels_stacked_loop(monkeypatch):
-    """A batch of a plain cell: one product per step, with the fused kernel's elementwise
-    part (not NumPy's), and the same numbers as the NumPy backend."""
+@pytest.mark.parametrize("batch", [B, compiled.THREADS_MIN_BATCH])
+def test_a_batch_on_the_compiled_backend_runs_the_kernels_stacked_loop(monkeypatch, batch):
+    """A batch of a plain cell: one product per step in the compiled loop for its size (the
+    threaded loop from THREADS_MIN_BATCH on where the kernel has it, else the fused kernel's
+    elementwise part beside NumPy's product), and the same numbers as the NumPy backend."""
     calls = []
 
-    def counted(*args):
-        calls.append(1)
-        return stacked_fused(*args)
+    def counted(size):
+        loop = stacked_loop(size)
+        calls.append(loop)
+        return loop
 
-    monkeypatch.setattr(sequence, "stacked_fused", counted)
-    xs = states(12, (4, B, F))
+    monkeypatch.setattr(sequence, "stacked_loop", counted)
+    xs = states(12, (4, batch, F))
     r = run_sequence(cell(), xs, backend="compiled")
-    assert calls
+    big = compiled.threaded(batch)
+    assert big == (batch >= compiled.THREADS_MIN_BATCH and compiled.threaded(10**6))
+    assert calls and set(calls) == {stacked_threads if big else stacked_fused}
     np.testing.assert_allclose(r.h_next, run_sequence(cell(), xs).h_next, rtol=1e-13)
 
 

@@ -92,9 +92,11 @@ def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version
 
-        from lstm_cli.compiled import available
+        from lstm_cli.compiled import available, threaded, threading_in_words
 
         backend = "compiled kernel" if available() else "numpy only (no compiled kernel)"
+        if threaded(10**9):
+            backend += f" (batches: threaded loop, {threading_in_words()})"
         typer.echo(f"lstm-cell {version('lstm-cell')}, backend: {backend}")
         raise typer.Exit()
 

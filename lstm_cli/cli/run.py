@@ -283,27 +283,34 @@ def run(
 
 def _backend(asked: str, cell: LSTMParams, B: int | None, verbose: bool) -> str:
     """The backend that runs (``compiled`` unavailable or a variant cell: an input error)."""
-    from lstm_cli.compiled import choose, kernel_path
+    from lstm_cli.compiled import choose, describe, kernel_path
 
     try:
         chosen = choose(asked, cell.is_plain, cell.n_hidden, B or 1)
     except ValueError as e:
         raise InputError(f"--backend {asked}: {e}") from None
     if verbose:
-        where = f" ({kernel_path()})" if chosen == "compiled" else ""
-        why = "" if asked != "auto" else f" (auto: {_auto_reason(chosen, cell)})"
+        how = f"{kernel_path()}; {describe(cell.n_hidden, B or 1)}"
+        where = f" ({how})" if chosen == "compiled" else ""
+        why = "" if asked != "auto" else f" (auto: {_auto_reason(chosen, cell, B or 1)})"
         typer.echo(f"backend: {chosen}{where}{why}", err=True)
     return chosen
 
 
-def _auto_reason(chosen: str, cell: LSTMParams) -> str:
-    from lstm_cli.compiled import AUTO_MAX_FUSED_HIDDEN, available
+def _auto_reason(chosen: str, cell: LSTMParams, B: int) -> str:
+    from lstm_cli.compiled import AUTO_MAX_FUSED_HIDDEN, THREADS_MIN_BATCH, available, threaded
 
     if chosen == "compiled":
-        return f"a plain cell, H <= {AUTO_MAX_FUSED_HIDDEN}"
+        if cell.n_hidden <= AUTO_MAX_FUSED_HIDDEN:
+            return f"a plain cell, H <= {AUTO_MAX_FUSED_HIDDEN}"
+        return f"a plain cell, a batch of {THREADS_MIN_BATCH} or more"
     if not available():
         return "no compiled kernel installed"
-    return "a variant cell" if not cell.is_plain else f"H > {AUTO_MAX_FUSED_HIDDEN}"
+    if not cell.is_plain:
+        return "a variant cell"
+    if not threaded(10**9):
+        return f"H > {AUTO_MAX_FUSED_HIDDEN} (this kernel has no threaded loop)"
+    return f"H > {AUTO_MAX_FUSED_HIDDEN} and a batch below {THREADS_MIN_BATCH}"
 
 
 def _save_sequences(
