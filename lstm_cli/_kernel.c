@@ -327,22 +327,27 @@ EXPORT long lstm_threads_scratch_len(long H, long K, long B, long nthreads)
     return nthreads * per_thread(H, K, B, nthreads);
 }
 
+/* W_u = [W | b] (4H rows of K: W's K - 1 columns, then b) packed: panel by panel, k by k,
+ * the panel's MR rows side by side (each written once, in order). */
 #define PACK(NAME, T)                                                                             \
-    EXPORT void NAME(long H, long K, long nthreads, const T *W_u, T *packed)                      \
+    EXPORT void NAME(long H, long K, long nthreads, const T *W, const T *b, T *packed)            \
     {                                                                                             \
-        long p, q, u, k, r;                                                                       \
+        long p, i, k, r;                                                                          \
+        const T *rows[MR];                                                                        \
         for (p = 0; p < nthreads; p++) {                                                          \
             long u0, u1, nu, P = panels_of(H, nthreads, p);                                       \
             unit_range(H, nthreads, p, &u0, &u1);                                                 \
             nu = u1 - u0;                                                                         \
-            for (r = 0; r < P * MR; r++) { /* thread row r: gate r / nu, unit u0 + r % nu */      \
-                q = r / (nu ? nu : 1);                                                            \
-                u = u0 + r % (nu ? nu : 1);                                                       \
-                T *dst = packed + (r / MR) * K * MR + r % MR;                                     \
-                for (k = 0; k < K; k++)                                                           \
-                    dst[k * MR] = (r < 4 * nu) ? W_u[(q * H + u) * K + k] : (T)0;                 \
+            for (i = 0; i < P; i++, packed += K * MR) {                                           \
+                for (r = 0; r < MR; r++) { /* thread row: gate t / nu, unit u0 + t % nu */        \
+                    long t = i * MR + r;                                                          \
+                    rows[r] = t < 4 * nu ? W + ((t / nu) * H + u0 + t % nu) * (K - 1) : NULL;     \
+                }                                                                                 \
+                for (k = 0; k < K - 1; k++)                                                       \
+                    for (r = 0; r < MR; r++) packed[k * MR + r] = rows[r] ? rows[r][k] : (T)0;    \
+                for (r = 0; r < MR; r++) /* the bias: b's row, as W_u's last column */            \
+                    packed[(K - 1) * MR + r] = rows[r] ? b[(rows[r] - W) / (K - 1)] : (T)0;        \
             }                                                                                     \
-            packed += P * K * MR;                                                                 \
         }                                                                                         \
     }
 

@@ -79,7 +79,7 @@ def _load(path: str) -> ctypes.CDLL | None:
             getattr(lib, name).argtypes = _THREADS_ARGS
             getattr(lib, name).restype = ctypes.c_long
         for name in ("lstm_pack_f64", "lstm_pack_f32"):
-            getattr(lib, name).argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 2
+            getattr(lib, name).argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 3
             getattr(lib, name).restype = None
         lib.lstm_packed_len.argtypes = [ctypes.c_long] * 3
         lib.lstm_packed_len.restype = ctypes.c_long
@@ -360,16 +360,16 @@ def _threads_fn(dt: np.dtype[Any]) -> Any:
 
 
 def _packed(cell: Any, n_threads: int) -> Array:
-    """``cell.W_u`` packed for the threaded loop (panels per thread), made once per cell."""
+    """``[W | b]`` packed for the threaded loop (panels per thread), made once per cell."""
     key = ("packed", n_threads)
     if key not in cell.derived:
         lib = _library()
         assert lib is not None, "the threaded loop needs the kernel: check threaded() first"
-        W_u = cell.W_u
-        H, K = cell.n_hidden, W_u.shape[1]
-        packed = np.empty(lib.lstm_packed_len(H, K, n_threads), W_u.dtype)
-        pack = lib.lstm_pack_f64 if W_u.dtype == np.float64 else lib.lstm_pack_f32
-        pack(H, K, n_threads, _ptr(W_u), _ptr(packed))
+        W, b = np.ascontiguousarray(cell.W), np.ascontiguousarray(cell.b)
+        H, K = cell.n_hidden, W.shape[1] + 1
+        packed = np.empty(lib.lstm_packed_len(H, K, n_threads), W.dtype)
+        pack = lib.lstm_pack_f64 if W.dtype == np.float64 else lib.lstm_pack_f32
+        pack(H, K, n_threads, _ptr(W), _ptr(b), _ptr(packed))
         cell.derived[key] = packed
     return cell.derived[key]
 
