@@ -76,3 +76,55 @@ def test_run_json_file_obeys_the_input_limit(tmp_path):
     ok = runner.invoke(app, ["run", "--xs", str(big), "--max-input-mb", "2", "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["steps"] == 30_000
+
+
+def test_exit_status_is_what_sys_exit_would_give(capsys):
+    """main() ends the process with os._exit once the command has run: the status and the
+    message are sys.exit's (None 0, an int itself, anything else printed and 1)."""
+    from lstm_cli.cli.app import exit_status
+
+    assert exit_status(None) == 0
+    assert exit_status(0) == 0 and exit_status(2) == 2 and exit_status(130) == 130
+    assert exit_status("a message") == 1
+    assert capsys.readouterr().err == "a message\n"
+
+
+def test_exit_status_when_stdout_s_reader_has_gone(monkeypatch):
+    from lstm_cli.cli.app import exit_status
+
+    class Gone:
+        def flush(self) -> None:
+            raise BrokenPipeError
+
+    monkeypatch.setattr("sys.stdout", Gone())
+    assert exit_status(0) == 1  # as while writing: 1, without a word
+    assert exit_status(2) == 2  # an error's own status stays
+
+
+def test_the_process_ends_with_all_of_its_output_and_files(tmp_path):
+    """Through the console entry point (os._exit after flushing): a large JSON payload through
+    a pipe arrives whole, a written file is complete, and the exit codes are the commands'."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    lstm = [sys.executable, "-m", "lstm_cli"]
+    xs = tmp_path / "xs.npy"
+    np.save(xs, np.random.default_rng(0).standard_normal((5, 4000, 10)))  # a batch of 4000
+    out = subprocess.run([*lstm, "run", "--xs", str(xs), "--json"], capture_output=True,
+                         check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)  # well over a pipe's 64 KiB buffer
+    assert len(out.stdout) > 1 << 18 and len(payload["h_next"]) == 4000
+    made = subprocess.run([*lstm, "init", "--seed", "3", "--out", str(tmp_path / "p.npz")],
+                          capture_output=True, check=False)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    with np.load(tmp_path / "p.npz") as npz:
+        assert npz["Wf"].shape == (4, 14) and np.isfinite(npz["Wf"]).all()
+    bad = subprocess.run([*lstm, "step", "--x", str(tmp_path / "missing.npy"), "--json"],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.count("\n") <= 2 and "missing.npy" in bad.stderr
+    usage = subprocess.run([*lstm, "step", "--no-such-option"], capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    assert usage.returncode == 2 and "No such option" in usage.stderr

@@ -249,8 +249,8 @@ def test_piped_json_through_a_real_pipe():
 
 def test_json_startup_does_not_import_rich():
     code = (
-        "import sys; from lstm_cli.cli import main; sys.argv=['lstm-cell','step','--json'];\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import sys; from lstm_cli.cli import app; sys.argv=['lstm-cell','step','--json'];\n"
+        "try:\n    app(prog_name='lstm-cell')\nexcept SystemExit:\n    pass\n"
         "print('rich' in sys.modules, file=sys.stderr)"
     )
     proc = subprocess.run(

@@ -143,9 +143,9 @@ def test_step_json_still_does_not_import_rich():
 
     script = (
         "import sys\n"
-        "from lstm_cli.cli import main\n"
+        "from lstm_cli.cli import app\n"
         "sys.argv = ['lstm-cell', 'step', '--json']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "try:\n    app(prog_name='lstm-cell')\nexcept SystemExit:\n    pass\n"
         "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
     )
     proc = subprocess.run(

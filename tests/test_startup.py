@@ -40,8 +40,8 @@ def test_builtin_cell_is_a_fresh_copy_each_time():
 def test_step_json_does_not_import_numpy_random():
     """`step --json` with the built-in cell draws nothing: numpy.random stays unloaded."""
     code = (
-        "import sys; from lstm_cli.cli import main; sys.argv=['lstm-cell','step','--json'];\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import sys; from lstm_cli.cli import app; sys.argv=['lstm-cell','step','--json'];\n"
+        "try:\n    app(prog_name='lstm-cell')\nexcept SystemExit:\n    pass\n"
         "print(' '.join(sorted(sys.modules)), file=sys.stderr)"
     )
     proc = subprocess.run(
