@@ -299,11 +299,14 @@ INLINE void unit_range(long H, long nthreads, long p, long *u0, long *u1)
     *u1 = H * (p + 1) / nthreads;
 }
 
+/* A thread's units go in blocks of MR (the last one may be short): block b's four panels
+ * hold the rows of gates g, o, f, i of its units, so that a block's product and its
+ * elementwise step follow each other while its pre-activations are in cache. */
 INLINE long panels_of(long H, long nthreads, long p)
 {
     long u0, u1;
     unit_range(H, nthreads, p, &u0, &u1);
-    return (4 * (u1 - u0) + MR - 1) / MR;
+    return 4 * ((u1 - u0 + MR - 1) / MR);
 }
 
 /* Elements of the packed weights, all threads' panels one after the other. */
@@ -314,12 +317,13 @@ EXPORT long lstm_packed_len(long H, long K, long nthreads)
     return total;
 }
 
-/* Elements of scratch per thread (the most of any thread: z of its panels, X's padded tail
- * columns and their product, for up to MAX_LANES lanes). */
+/* Elements of scratch per thread: z of one block of units (4 MR rows), X's padded tail
+ * columns and their product, for up to MAX_LANES lanes. */
 #define MAX_LANES 16
 INLINE long per_thread(long H, long K, long B, long nthreads)
 {
-    return panels_of(H, nthreads, 0) * MR * B + (K + MR) * MAX_LANES; /* thread 0 has the most */
+    (void)H, (void)nthreads;
+    return 4 * MR * B + (K + MR) * MAX_LANES;
 }
 
 EXPORT long lstm_threads_scratch_len(long H, long K, long B, long nthreads)
@@ -339,9 +343,9 @@ EXPORT long lstm_threads_scratch_len(long H, long K, long B, long nthreads)
             unit_range(H, nthreads, p, &u0, &u1);                                                 \
             nu = u1 - u0;                                                                         \
             for (i = 0; i < P; i++, packed += K * MR) {                                           \
-                for (r = 0; r < MR; r++) { /* thread row: gate t / nu, unit u0 + t % nu */        \
-                    long t = i * MR + r;                                                          \
-                    rows[r] = t < 4 * nu ? W + ((t / nu) * H + u0 + t % nu) * (K - 1) : NULL;     \
+                for (r = 0; r < MR; r++) { /* panel i: gate i % 4 of block i / 4's units */       \
+                    long u = (i / 4) * MR + r;                                                    \
+                    rows[r] = u < nu ? W + ((i % 4) * H + u0 + u) * (K - 1) : NULL;               \
                 }                                                                                 \
                 for (k = 0; k < K - 1; k++)                                                       \
                     for (r = 0; r < MR; r++) packed[k * MR + r] = rows[r] ? rows[r][k] : (T)0;    \
@@ -416,16 +420,19 @@ typedef struct {
     TILE(tile_w_##SFX, T, VT, VTU, L, ATTR, 6, WIDE)                                              \
     TILE(tile_m_##SFX, T, VT, VTU, L, ATTR, 12, 2)                                                \
     TILE(tile_1_##SFX, T, VT, VTU, L, ATTR, ONE, 1)                                               \
-    /* z (R, B) = the thread's panels times X (K, B): X's last B % L columns via a padded copy */ \
+    /* X's last B % L columns (K rows), zero-padded to L: the product's last vector */           \
+    ATTR static void pad_tail_##SFX(long K, long B, const T *restrict X, T *restrict tail)        \
+    {                                                                                             \
+        long j, k, full = B - B % L;                                                              \
+        for (k = 0; full < B && k < K; k++)                                                       \
+            for (j = 0; j < L; j++) tail[k * L + j] = full + j < B ? X[k * B + full + j] : 0;     \
+    }                                                                                             \
+    /* z (P MR, B) = P panels times X (K, B), X's last B % L columns from pad_tail's copy */      \
     ATTR static void product_##SFX(long P, long K, long B, const T *restrict panels,              \
-                                   const T *restrict X, T *restrict z, T *restrict tail,          \
+                                   const T *restrict X, T *restrict z, const T *restrict tail,    \
                                    T *restrict ztail)                                             \
     {                                                                                             \
-        long p, j, k, r, full = B - B % L;                                                        \
-        if (full < B) {                                                                           \
-            for (k = 0; k < K; k++)                                                               \
-                for (j = 0; j < L; j++) tail[k * L + j] = full + j < B ? X[k * B + full + j] : 0; \
-        }                                                                                         \
+        long p, j, r, full = B - B % L;                                                           \
         for (p = 0; p < P; p++) {                                                                 \
             const T *panel = panels + p * K * MR;                                                 \
             T *zp = z + p * MR * B;                                                               \
@@ -446,21 +453,25 @@ typedef struct {
     {                                                                                             \
         worker_t *w = arg;                                                                        \
         job_t *jb = w->job;                                                                       \
-        long H = jb->H, K = jb->K, B = jb->B, HB = H * B, n = jb->n, t, q, u0, u1, nu, P, off = 0;\
+        long H = jb->H, K = jb->K, B = jb->B, HB = H * B, n = jb->n, t, q, u0, u1, nu, off = 0;  \
         for (q = 0; q < w->p; q++) off += panels_of(H, jb->nthreads, q) * K * MR;                 \
         unit_range(H, jb->nthreads, w->p, &u0, &u1);                                              \
         nu = u1 - u0;                                                                             \
-        P = panels_of(H, jb->nthreads, w->p);                                                     \
         const T *panels = (const T *)jb->packed + off;                                            \
         T *U = jb->U;                                                                             \
         T *z = (T *)jb->scratch + w->p * jb->per_thread;                                          \
-        T *tail = z + P * MR * B, *ztail = tail + K * L;                                          \
+        T *tail = z + 4 * MR * B, *ztail = tail + K * L;                                          \
         for (t = 0; t < n; t++) {                                                                 \
             const T *X = U + t * K * B;                                                           \
-            product_##SFX(P, K, B, panels, X, z, tail, ztail);                                    \
-            unsigned bad = PART(nu * B, z, NULL, nu * B, (const T *)jb->c_prev[t] + u0 * B,       \
-                                (T *)jb->c_next[t] + u0 * B, U + (t + 1) * K * B + u0 * B,        \
-                                (T *)jb->gates[t] + u0 * B, HB);                                  \
+            unsigned bad = 0;                                                                     \
+            pad_tail_##SFX(K, B, X, tail);                                                        \
+            for (long u = 0; u < nu; u += MR) { /* a block of units: product, then its step */    \
+                long m = (nu - u < MR ? nu - u : MR) * B, at = (u0 + u) * B;                      \
+                product_##SFX(4, K, B, panels + u * 4 * K, X, z, tail, ztail);                    \
+                bad |= PART(m, z, NULL, MR * B, (const T *)jb->c_prev[t] + at,                    \
+                            (T *)jb->c_next[t] + at, U + (t + 1) * K * B + at,                    \
+                            (T *)jb->gates[t] + at, HB);                                          \
+            }                                                                                     \
             if (bad) atomic_store(&jb->bad_at, t);                                                \
             barrier_wait(&jb->barrier);                                                           \
             if (atomic_load(&jb->bad_at) <= t) break;                                             \
