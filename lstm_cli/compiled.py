@@ -43,6 +43,8 @@ _MAX_THREADS = 64  # as the kernel's MAX_THREADS
 # the threaded loop from this batch size on (measured: faster than NumPy's product and the
 # fused kernel for float32 and float64, H = 16 to 1024, on 1 and 2 threads; docs/speed.md)
 THREADS_MIN_BATCH = 8
+# ... while a step's operand [h; x_t; 1] (K x B) fits in a core's cache (2 MiB of L2 here)
+THREADS_MAX_OPERAND_BYTES = 1 << 20
 _ARGS = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 6
 _CELL_ARGS = [ctypes.c_long] + [ctypes.c_void_p] * 6
 _THREADS_ARGS = [ctypes.c_long] * 5 + [ctypes.c_void_p] * 6
@@ -125,17 +127,27 @@ def choose(backend: str, plain: bool, n_hidden: int = 1, batch: int = 1) -> str:
                 "input_forget); use --backend numpy or auto"
             )
         return "compiled"
-    fast = plain and (n_hidden <= AUTO_MAX_FUSED_HIDDEN or threaded(batch))
+    batches = batch >= THREADS_MIN_BATCH and has_threads()  # the threaded loop, where it fits
+    fast = plain and (n_hidden <= AUTO_MAX_FUSED_HIDDEN or batches)
     return "compiled" if fast and available() else "numpy"
 
 
-def threaded(batch: int) -> bool:
-    """True when a batch this large runs the threaded loop (:func:`stacked_threads`): the
-    kernel has it (built with threads) and ``batch >= THREADS_MIN_BATCH``."""
+def has_threads() -> bool:
+    """True when the kernel has the threaded loop and this CPU runs one of its builds."""
     lib = _library()
-    if batch < THREADS_MIN_BATCH or lib is None or lib.lstm_threads_f32 is None:
+    if lib is None or lib.lstm_threads_f32 is None:
         return False
     return bool(lib.lstm_threads_isa(-1) >= 0)  # -1: no instruction set of this build here
+
+
+def threaded(batch: int, n_hidden: int, n_features: int, itemsize: int) -> bool:
+    """True when a plain cell's batch runs the threaded loop (:func:`stacked_threads`): the
+    kernel has it, ``batch >= THREADS_MIN_BATCH``, and a step's operand ``[h; x_t; 1]``
+    (K x B, K = H + F + 1) is at most THREADS_MAX_OPERAND_BYTES: every thread reads all of
+    it once per block of units, so it must stay in the core's cache (measured: float64 H=1024
+    B=192, 1.8 MB, ran 1.17x slower than the fused kernel beside OpenBLAS; B=256 1.7x)."""
+    operand = (n_hidden + n_features + 1) * batch * itemsize
+    return batch >= THREADS_MIN_BATCH and operand <= THREADS_MAX_OPERAND_BYTES and has_threads()
 
 
 def isa() -> str:
@@ -146,11 +158,11 @@ def isa() -> str:
     return ("none", "baseline", "AVX2", "AVX-512")[level + 1]
 
 
-def describe(n_hidden: int, batch: int) -> str:
+def describe(n_hidden: int, batch: int, n_features: int, itemsize: int) -> str:
     """Which compiled path runs a plain cell of this size, in words (for --verbose)."""
     if whole_loop(n_hidden, batch):
         return "the whole step loop in C"
-    if threaded(batch):
+    if threaded(batch, n_hidden, n_features, itemsize):
         return f"threaded loop, {threading_in_words(n_hidden)}"
     return "fused kernel beside NumPy's product"
 
@@ -161,10 +173,11 @@ def threading_in_words(n_hidden: int = _MAX_THREADS) -> str:
     return f"{isa()}, {n} thread{'s' if n != 1 else ''}"
 
 
-def stacked_loop(batch: int) -> Callable[[Any, Any, Array, Array | None], None]:
-    """The compiled loop for a chunk of stacked operands (a batch, one product per step):
+def stacked_loop(cell: Any, batch: int) -> Callable[[Any, Any, Array, Array | None], None]:
+    """The compiled loop for a chunk of a batch's stacked operands (one product per step):
     :func:`stacked_threads` where :func:`threaded`, else :func:`stacked_fused`."""
-    return stacked_threads if threaded(batch) else stacked_fused
+    fits = threaded(batch, cell.n_hidden, cell.n_features, cell.dtype.itemsize)
+    return stacked_threads if fits else stacked_fused
 
 
 def whole_loop(n_hidden: int, batch: int) -> bool:

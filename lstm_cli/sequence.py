@@ -321,7 +321,7 @@ def _run_chunk(
     n, B, H, F = chunk.shape[0], s.h.shape[1], cell.n_hidden, cell.n_features
     x = np.ascontiguousarray(chunk, dtype=cell.dtype).reshape(n, B, F)  # (n, B, F)
     if step_loop in (_steps_plain, steps_fused) and B > 1:
-        stacked = stacked_loop(B) if step_loop is steps_fused else steps_stacked
+        stacked = stacked_loop(cell, B) if step_loop is steps_fused else steps_stacked
         done = _run_stacked(cell, s, x, start, out, stacked)
         if done is not None:
             return done

@@ -26,7 +26,7 @@ from lstm_cli.params import LSTMParams
 from .test_compiled import assert_agree
 
 pytestmark = pytest.mark.skipif(
-    not compiled.threaded(10**9), reason="the compiled kernel was not built with threads"
+    not compiled.has_threads(), reason="the compiled kernel was not built with threads"
 )
 LEVELS = {0: "baseline", 1: "AVX2", 2: "AVX-512"}
 
@@ -256,16 +256,39 @@ def test_more_threads_than_the_kernel_starts_runs_nothing():
     assert fn(1, 1, 3, 8, compiled._MAX_THREADS + 1, ptr, ptr, None, None, None, ptr) == 0
 
 
+def fused_cell(F: int, H: int, dtype: str):
+    from lstm_cli.fused import FusedCell
+
+    return FusedCell.from_params(cell(F, H, dtype), np.dtype(dtype))
+
+
 def test_auto_takes_the_threaded_loop_from_the_batch_size():
     big = compiled.AUTO_MAX_FUSED_HIDDEN * 2
     n = compiled.THREADS_MIN_BATCH
     assert compiled.choose("auto", True, big, n) == "compiled"
     assert compiled.choose("auto", True, big, n - 1) == "numpy"
     assert compiled.choose("auto", False, big, n) == "numpy"  # a variant
-    assert compiled.stacked_loop(n) is compiled.stacked_threads
-    assert compiled.stacked_loop(n - 1) is compiled.stacked_fused
-    assert compiled.describe(big, n).startswith("threaded loop, ")
-    assert compiled.describe(big, n - 1) == "fused kernel beside NumPy's product"
+    fused = fused_cell(10, big, "float32")
+    assert compiled.stacked_loop(fused, n) is compiled.stacked_threads
+    assert compiled.stacked_loop(fused, n - 1) is compiled.stacked_fused
+    assert compiled.describe(big, n, 10, 4).startswith("threaded loop, ")
+    assert compiled.describe(big, n - 1, 10, 4) == "fused kernel beside NumPy's product"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_operand_past_the_cache_bound_takes_the_fused_kernel(dtype, loop_calls):
+    """A step's operand [h; x_t; 1] of more than THREADS_MAX_OPERAND_BYTES (every thread
+    reads it whole): the fused kernel beside NumPy's product runs, with NumPy's numbers."""
+    size = np.dtype(dtype).itemsize
+    H, F = 40, 9
+    B = compiled.THREADS_MAX_OPERAND_BYTES // ((H + F + 1) * size)  # the largest that fits
+    fused = fused_cell(F, H, dtype)
+    assert compiled.stacked_loop(fused, B) is compiled.stacked_threads
+    assert compiled.stacked_loop(fused, B + 1) is compiled.stacked_fused
+    assert compiled.describe(H, B + 1, F, size) == "fused kernel beside NumPy's product"
+    xs = np.random.default_rng(9).standard_normal((6, B + 1, F)).astype(dtype)
+    agree(*both(cell(F, H, dtype), xs, kept=False))
+    assert loop_calls["calls"] == 0
 
 
 def test_the_cli_names_the_threaded_loop_and_agrees(runner, tmp_path, monkeypatch):
@@ -326,7 +349,7 @@ def test_the_baseline_build(tmp_path, monkeypatch):
         pytest.fail("no C compiler: the kernel itself could not have been built")
     assert lib.lstm_threads_isa(-1) == 0
     monkeypatch.setattr(compiled, "_library", lambda: lib)
-    assert compiled.isa() == "baseline" and compiled.threaded(64)
+    assert compiled.isa() == "baseline" and compiled.has_threads()
     for dtype in ("float64", "float32"):
         states_like_a_run(dtype)
     plain = tmp_path / "plain"
@@ -334,5 +357,5 @@ def test_the_baseline_build(tmp_path, monkeypatch):
     lib = _build_baseline(plain, ["-mno-fma"])
     assert lib is not None and lib.lstm_threads_isa(-1) == -1
     monkeypatch.setattr(compiled, "_library", lambda: lib)
-    assert compiled.isa() == "none" and not compiled.threaded(64)
-    assert compiled.stacked_loop(64) is compiled.stacked_fused
+    assert compiled.isa() == "none" and not compiled.has_threads()
+    assert compiled.stacked_loop(fused_cell(9, 40, "float32"), 64) is compiled.stacked_fused

@@ -231,16 +231,16 @@ def test_a_batch_on_the_compiled_backend_runs_the_kernels_stacked_loop(monkeypat
     elementwise part beside NumPy's product), and the same numbers as the NumPy backend."""
     calls = []
 
-    def counted(size):
-        loop = stacked_loop(size)
+    def counted(fused, size):
+        loop = stacked_loop(fused, size)
         calls.append(loop)
         return loop
 
     monkeypatch.setattr(sequence, "stacked_loop", counted)
     xs = states(12, (4, batch, F))
     r = run_sequence(cell(), xs, backend="compiled")
-    big = compiled.threaded(batch)
-    assert big == (batch >= compiled.THREADS_MIN_BATCH and compiled.threaded(10**6))
+    big = compiled.threaded(batch, H, F, 8)
+    assert big == (batch >= compiled.THREADS_MIN_BATCH and compiled.has_threads())
     assert calls and set(calls) == {stacked_threads if big else stacked_fused}
     np.testing.assert_allclose(r.h_next, run_sequence(cell(), xs).h_next, rtol=1e-13)
 

@@ -93,10 +93,10 @@ def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version
 
-        from lstm_cli.compiled import available, threaded, threading_in_words
+        from lstm_cli.compiled import available, has_threads, threading_in_words
 
         backend = "compiled kernel" if available() else "numpy only (no compiled kernel)"
-        if threaded(10**9):
+        if has_threads():
             backend += f" (batches: threaded loop, {threading_in_words()})"
         typer.echo(f"lstm-cell {version('lstm-cell')}, backend: {backend}")
         raise typer.Exit()

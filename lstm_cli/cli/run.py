@@ -290,7 +290,8 @@ def _backend(asked: str, cell: LSTMParams, B: int | None, verbose: bool) -> str:
     except ValueError as e:
         raise InputError(f"--backend {asked}: {e}") from None
     if verbose:
-        how = f"{kernel_path()}; {describe(cell.n_hidden, B or 1)}"
+        path = describe(cell.n_hidden, B or 1, cell.n_features, cell.dtype.itemsize)
+        how = f"{kernel_path()}; {path}"
         where = f" ({how})" if chosen == "compiled" else ""
         why = "" if asked != "auto" else f" (auto: {_auto_reason(chosen, cell, B or 1)})"
         typer.echo(f"backend: {chosen}{where}{why}", err=True)
@@ -298,7 +299,7 @@ def _backend(asked: str, cell: LSTMParams, B: int | None, verbose: bool) -> str:
 
 
 def _auto_reason(chosen: str, cell: LSTMParams, B: int) -> str:
-    from lstm_cli.compiled import AUTO_MAX_FUSED_HIDDEN, THREADS_MIN_BATCH, available, threaded
+    from lstm_cli.compiled import AUTO_MAX_FUSED_HIDDEN, THREADS_MIN_BATCH, available, has_threads
 
     if chosen == "compiled":
         if cell.n_hidden <= AUTO_MAX_FUSED_HIDDEN:
@@ -308,7 +309,7 @@ def _auto_reason(chosen: str, cell: LSTMParams, B: int) -> str:
         return "no compiled kernel installed"
     if not cell.is_plain:
         return "a variant cell"
-    if not threaded(10**9):
+    if not has_threads():
         return f"H > {AUTO_MAX_FUSED_HIDDEN} (this kernel has no threaded loop)"
     return f"H > {AUTO_MAX_FUSED_HIDDEN} and a batch below {THREADS_MIN_BATCH}"
 
