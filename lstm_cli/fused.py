@@ -127,8 +127,8 @@ class _State:
 
     def operands(self, n: int, K: int) -> Array:
         """An (n, K, B) buffer for a chunk's stacked operands, the same memory from chunk to
-        chunk (a new one per chunk cost ~15 µs a step in page faults at B = 64, H = 256).
-        What a chunk hands back is copied out of it (``_Output.user``)."""
+        chunk (nothing allocated per chunk). What a chunk hands back is copied out of it
+        (``_Output.user``) before the next chunk fills it."""
         B = self.h.shape[1]
         if self._operands.size < n * K * B:
             self._operands = np.empty(n * K * B, self._operands.dtype)

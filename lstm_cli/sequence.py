@@ -302,8 +302,9 @@ class _Output:
     gates: bool
 
     def user(self, a: Array) -> Array:
-        """(n, H, B) or (H, B) unit-major -> the user's layout, (n, [B,] H) or ([B,] H)."""
-        a = np.ascontiguousarray(np.swapaxes(a, -1, -2))  # (n, B, H) or (B, H)
+        """(n, H, B) or (H, B) unit-major -> the user's layout, (n, [B,] H) or ([B,] H),
+        always a copy: ``a`` is the state or a buffer that the next chunk overwrites."""
+        a = np.swapaxes(a, -1, -2).copy()  # (n, B, H) or (B, H), C-contiguous
         return a if self.batched else a[..., 0, :]
 
 

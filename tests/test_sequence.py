@@ -230,3 +230,26 @@ def test_a_variant_changes_the_sequence():
     plain = cell.with_variant(drop_clip=True)
     xs = np.random.default_rng(3).standard_normal((6, 5)) * 3
     assert not np.allclose(run_sequence(cell, xs).h_next, run_sequence(plain, xs).h_next)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "compiled"])
+@pytest.mark.parametrize(("H", "batch"), [(4, ()), (1, (5,)), (3, (9,))])
+def test_each_chunk_keeps_its_own_state_and_sequence(backend, H, batch):
+    """What a chunk hands back is its own: the next chunks (the state updated in place, the
+    stacked operands' buffer refilled) leave it as it was. Chunks of one step too."""
+    from lstm_cli import compiled, init_params, iter_sequence
+
+    if backend == "compiled" and not compiled.available():
+        pytest.skip("the compiled kernel was not built (no C compiler)")
+    p = init_params(3, H, seed=0, scheme="pytorch").params
+    xs = np.random.default_rng(0).standard_normal((6, *batch, 3))
+    whole = run_sequence(p, xs, return_sequences=True, backend="numpy")
+    for steps in (1, 2):
+        chunks = list(iter_sequence(p, [xs], chunk_steps=steps, return_sequences=True,
+                                    backend=backend))  # fmt: skip
+        for c in chunks:
+            last = c.start + c.n_steps - 1
+            np.testing.assert_allclose(c.h_next, whole.h_seq[last], rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(c.c_next, whole.c_seq[last], rtol=1e-13, atol=1e-15)
+        h_seq = np.concatenate([c.h_seq for c in chunks])
+        np.testing.assert_allclose(h_seq, whole.h_seq, rtol=1e-13, atol=1e-15)
