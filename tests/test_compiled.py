@@ -52,6 +52,30 @@ def assert_agree(ref, got) -> None:
         assert err <= tol, f"{name}: {err:.3g} > {tol:.3g}"
 
 
+def count_kernel_calls(monkeypatch, getter: str) -> dict[str, int]:
+    """Counts the calls of the kernel function that ``compiled.<getter>(dtype)`` returns
+    (``calls``) and the steps NumPy redoes (``redone``) while a test runs."""
+    calls = {"calls": 0, "redone": 0}
+    get, redo = getattr(compiled, getter), compiled._numpy_cell
+
+    def counted_getter(dt):
+        fn = get(dt)
+
+        def counted(*args):
+            calls["calls"] += 1
+            return fn(*args)
+
+        return counted
+
+    def counted_redo(*args, **kw):
+        calls["redone"] += 1
+        return redo(*args, **kw)
+
+    monkeypatch.setattr(compiled, getter, counted_getter)
+    monkeypatch.setattr(compiled, "_numpy_cell", counted_redo)
+    return calls
+
+
 def cell(F: int, H: int, dtype: str, seed: int = 0) -> LSTMParams:
     return init_params(F, H, seed=seed, scheme="pytorch").params.astype(dtype)
 

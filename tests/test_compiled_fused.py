@@ -20,7 +20,7 @@ from lstm_cli import compiled, init_params, run_sequence
 from lstm_cli.cli import app
 from lstm_cli.params import LSTMParams
 
-from .test_compiled import assert_agree
+from .test_compiled import assert_agree, count_kernel_calls
 
 pytestmark = pytest.mark.skipif(
     not compiled.available(), reason="the compiled kernel was not built (no C compiler)"
@@ -58,25 +58,7 @@ def fused_not_threaded(monkeypatch):
 @pytest.fixture
 def kernel_calls(monkeypatch):
     """Counts the fused kernel's steps (and NumPy's redone ones) while a test runs."""
-    calls = {"steps": 0, "redone": 0}
-    cell_fn, redo = compiled._cell_fn, compiled._numpy_cell
-
-    def counted_cell_fn(dt):
-        fn = cell_fn(dt)
-
-        def counted(*args):
-            calls["steps"] += 1
-            return fn(*args)
-
-        return counted
-
-    def counted_redo(*args, **kw):
-        calls["redone"] += 1
-        return redo(*args, **kw)
-
-    monkeypatch.setattr(compiled, "_cell_fn", counted_cell_fn)
-    monkeypatch.setattr(compiled, "_numpy_cell", counted_redo)
-    return calls
+    return count_kernel_calls(monkeypatch, "_cell_fn")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -89,7 +71,7 @@ def test_the_fused_kernel_agrees(dtype, B, H, gates, kernel_calls):
     xs = rng.standard_normal((T, B, F)).astype(dtype)
     ref, got = both(cell(F, H, dtype, seed=H), xs, gates=gates)
     agree(ref, got)
-    assert kernel_calls["steps"] == T and kernel_calls["redone"] == 0
+    assert kernel_calls["calls"] == T and kernel_calls["redone"] == 0
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -100,7 +82,7 @@ def test_unbatched_large_cells_take_the_fused_kernel(dtype, H, kernel_calls):
     xs = np.random.default_rng(H).standard_normal((50, 9)).astype(dtype)
     ref, got = both(cell(9, H, dtype), xs, chunk_steps=7)
     assert_agree(ref, got)
-    assert kernel_calls["steps"] == 50
+    assert kernel_calls["calls"] == 50
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -146,7 +128,7 @@ def test_saturating_inputs(dtype, scale, kernel_calls):
     """Gates at exactly 0 or 1 and tanh at +-1: still the kernel, nothing redone."""
     xs = (np.random.default_rng(3).standard_normal((30, 4, 5)) * scale).astype(dtype)
     assert_agree(*both(cell(5, 32, dtype), xs, chunk_steps=8))
-    assert kernel_calls["steps"] == 30 and kernel_calls["redone"] == 0
+    assert kernel_calls["calls"] == 30 and kernel_calls["redone"] == 0
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -205,15 +187,22 @@ def test_the_kernel_alone(dtype):
     assert list(g2[:2]) == [1, -1] and list(g2[4:6]) == [1, 0] and np.isnan(g2[2])
 
 
+def cli_files(runner, tmp_path, n_hidden: int, batch: int):
+    """A params file made by `init` (F = 6, pytorch scheme) and xs.npy (30, batch, 6)."""
+    p = tmp_path / "p.npz"
+    args = ["init", "--n-features", "6", "--n-hidden", str(n_hidden), "--scheme", "pytorch",
+            "--seed", "1", "--out", str(p), "--json"]  # fmt: skip
+    made = runner.invoke(app, args)
+    assert made.exit_code == 0, made.output
+    xs = tmp_path / "xs.npy"
+    np.save(xs, np.random.default_rng(8).standard_normal((30, batch, 6)))
+    return p, xs
+
+
 def test_auto_takes_the_fused_kernel_for_a_batch(runner, tmp_path):
     """Through the CLI: --backend compiled and auto give NumPy's numbers for a batch of a
     larger cell, and --verbose names the backend that ran."""
-    p = tmp_path / "p.npz"
-    made = runner.invoke(app, ["init", "--n-features", "6", "--n-hidden", "64", "--scheme",
-                               "pytorch", "--seed", "1", "--out", str(p), "--json"])  # fmt: skip
-    assert made.exit_code == 0, made.output
-    xs = tmp_path / "xs.npy"
-    np.save(xs, np.random.default_rng(8).standard_normal((30, 5, 6)))
+    p, xs = cli_files(runner, tmp_path, 64, 5)
     outs = {}
     for b in ("numpy", "compiled", "auto"):
         args = ["run", "--params", str(p), "--xs", str(xs), "--backend", b, "--verbose", "--json"]

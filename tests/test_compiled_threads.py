@@ -19,11 +19,11 @@ import json
 import numpy as np
 import pytest
 
-from lstm_cli import compiled, init_params, run_sequence
+from lstm_cli import compiled, run_sequence
 from lstm_cli.cli import app
-from lstm_cli.params import LSTMParams
 
-from .test_compiled import assert_agree
+from .test_compiled import assert_agree, count_kernel_calls
+from .test_compiled_fused import agree, both, cell, cli_files
 
 pytestmark = pytest.mark.skipif(
     not compiled.has_threads(), reason="the compiled kernel was not built with threads"
@@ -41,49 +41,10 @@ def _levels_here() -> list[int]:
     return here
 
 
-def cell(F: int, H: int, dtype: str, seed: int = 0) -> LSTMParams:
-    return init_params(F, H, seed=seed, scheme="pytorch").params.astype(dtype)
-
-
-def both(p: LSTMParams, xs, h0=None, c0=None, kept=True, chunk_steps=None):
-    kw = {"return_sequences": kept, "return_gates": kept, "chunk_steps": chunk_steps}
-    ref = run_sequence(p, xs, h0, c0, backend="numpy", **kw)
-    got = run_sequence(p, xs, h0, c0, backend="compiled", **kw)
-    return ref, got
-
-
-def agree(ref, got) -> None:
-    if ref.gates is not None:
-        assert_agree(ref, got)
-        return
-    for a, b in ((ref.h_next, got.h_next), (ref.c_next, got.c_next)):
-        scale = float(np.max(np.abs(a)))
-        tol = 4 * float(np.spacing(np.float32(scale))) if a.dtype == np.float32 else 1e-13 * scale
-        assert a.dtype == b.dtype and float(np.max(np.abs(a - b))) <= tol
-
-
 @pytest.fixture
 def loop_calls(monkeypatch):
     """Counts the threaded kernel's calls and the steps NumPy redid while a test runs."""
-    calls = {"calls": 0, "redone": 0}
-    threads_fn, redo = compiled._threads_fn, compiled._numpy_cell
-
-    def counted_threads_fn(dt):
-        fn = threads_fn(dt)
-
-        def counted(*args):
-            calls["calls"] += 1
-            return fn(*args)
-
-        return counted
-
-    def counted_redo(*args, **kw):
-        calls["redone"] += 1
-        return redo(*args, **kw)
-
-    monkeypatch.setattr(compiled, "_threads_fn", counted_threads_fn)
-    monkeypatch.setattr(compiled, "_numpy_cell", counted_redo)
-    return calls
+    return count_kernel_calls(monkeypatch, "_threads_fn")
 
 
 @pytest.fixture
@@ -108,7 +69,7 @@ def level():
 def test_the_threaded_loop_agrees(dtype, B, H, kept, loop_calls):
     F, T = 7, (12 if H * B >= 4096 else 40)
     xs = np.random.default_rng(H * 100 + B).standard_normal((T, B, F)).astype(dtype)
-    agree(*both(cell(F, H, dtype, seed=H), xs, kept=kept))
+    agree(*both(cell(F, H, dtype, seed=H), xs, gates=kept))
     assert loop_calls["calls"] >= 1 and loop_calls["redone"] == 0
 
 
@@ -287,7 +248,7 @@ def test_an_operand_past_the_cache_bound_takes_the_fused_kernel(dtype, loop_call
     assert compiled.stacked_loop(fused, B + 1) is compiled.stacked_fused
     assert compiled.describe(H, B + 1, F, size) == "fused kernel beside NumPy's product"
     xs = np.random.default_rng(9).standard_normal((6, B + 1, F)).astype(dtype)
-    agree(*both(cell(F, H, dtype), xs, kept=False))
+    agree(*both(cell(F, H, dtype), xs, gates=False))
     assert loop_calls["calls"] == 0
 
 
@@ -295,12 +256,7 @@ def test_the_cli_names_the_threaded_loop_and_agrees(runner, tmp_path, monkeypatc
     """run --verbose says which loop, instruction set and threads ran and why auto took it;
     --version says the kernel has the loop; the numbers are NumPy's."""
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    p = tmp_path / "p.npz"
-    made = runner.invoke(app, ["init", "--n-features", "6", "--n-hidden", "200", "--scheme",
-                               "pytorch", "--seed", "1", "--out", str(p), "--json"])  # fmt: skip
-    assert made.exit_code == 0, made.output
-    xs = tmp_path / "xs.npy"
-    np.save(xs, np.random.default_rng(8).standard_normal((30, 12, 6)))
+    p, xs = cli_files(runner, tmp_path, 200, 12)
     outs = {}
     for b in ("numpy", "auto"):
         args = ["run", "--params", str(p), "--xs", str(xs), "--backend", b, "--verbose", "--json"]
