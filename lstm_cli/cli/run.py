@@ -173,7 +173,8 @@ def run(
         Backend,
         typer.Option(
             help="The step loop: numpy (the reference), compiled (the optional C kernel, plain "
-            "cells only) or auto (compiled when installed and the cell is plain).",
+            "cells only) or auto (compiled when installed, for a plain cell with H <= 128 or a "
+            "batch of 8 or more; -v says which loop runs).",
         ),
     ] = Backend.auto,
     verbose: Annotated[
