@@ -1,26 +1,30 @@
 """The compiled backend: the plain cell's steps in C (``lstm_cli/_kernel.c``), optional.
 
 The kernel is built at install time when a C compiler is there (``setup.py``, an optional
-extension) and loaded here with ctypes, once, when first asked for. Two ways to use it, both
-with the layout and exact rewrites of :mod:`lstm_cli.fused`:
+extension) and loaded here with ctypes, once, when first asked for. Three ways to use it,
+all with the layout and exact rewrites of :mod:`lstm_cli.fused`:
 
 - small cells (B = 1, H <= AUTO_MAX_HIDDEN): :func:`steps_compiled` replaces
   :func:`lstm_cli.fused._steps_plain`: the whole step loop over a chunk is one call (a plain
   triple loop, no BLAS: 3x faster than the fused kernel at H = 4, slower from H = 16 on);
+- batches (B >= THREADS_MIN_BATCH) whose step operand fits in cache: :func:`stacked_threads`,
+  a whole chunk in one call, each step's product by the kernel's own matrix product on
+  weights packed once per run (:func:`_packed`), then the fused elementwise step, both split
+  by hidden unit across :func:`threads` threads (``lstm_threads_f64/f32``);
 - any other plain cell: the matrix product of each step stays NumPy's (BLAS) and everything
   else of the step (bias add, the four activations, the cell update, ``tanh(c)``, ``h``, the
   gates when kept) is one call of the fused elementwise kernel (``lstm_cell_f64/f32``):
   :func:`steps_fused` (the chunk's input projection precomputed) and :func:`stacked_fused`
   (one product per step on ``[h; x_t; 1]``, for a batch).
 
-The kernel returns 1 when a pre-activation or ``c_next`` is not finite; the step is then
+The kernel reports a pre-activation or ``c_next`` that is not finite; that step is then
 redone with NumPy's operations (:func:`_numpy_cell`), so the result is NumPy's there too.
 Variants (peepholes, clip, coupled) have no compiled path.
 
 Backends: ``numpy`` (the reference), ``compiled`` (an error when the kernel is absent or the
-cell is a variant), ``auto`` (compiled when available and the cell plain; else numpy).
+cell is a variant), ``auto`` (compiled when available, the cell plain and either H <=
+AUTO_MAX_FUSED_HIDDEN or a batch of THREADS_MIN_BATCH or more; else numpy).
 """
-
 from __future__ import annotations
 
 import ctypes
@@ -373,7 +377,8 @@ def _threads_fn(dt: np.dtype[Any]) -> Any:
 
 
 def _packed(cell: Any, n_threads: int) -> Array:
-    """``[W | b]`` packed for the threaded loop (panels per thread), made once per cell."""
+    """``[W | b]`` packed for the threaded loop (each thread's units in blocks of 12, four
+    panels a block: its rows of g, o, f, i), made once per cell and thread count."""
     key = ("packed", n_threads)
     if key not in cell.derived:
         lib = _library()
