@@ -239,7 +239,8 @@ def test_auto_takes_the_threaded_loop_from_the_batch_size():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_an_operand_past_the_cache_bound_takes_the_fused_kernel(dtype, loop_calls):
     """A step's operand [h; x_t; 1] of more than THREADS_MAX_OPERAND_BYTES (every thread
-    reads it whole): the fused kernel beside NumPy's product runs, with NumPy's numbers."""
+    reads it whole): the fused kernel beside NumPy's product runs, with NumPy's numbers; at
+    the largest batch that fits, the threaded loop (a batch of 5242 float32 columns)."""
     size = np.dtype(dtype).itemsize
     H, F = 40, 9
     B = compiled.THREADS_MAX_OPERAND_BYTES // ((H + F + 1) * size)  # the largest that fits
@@ -250,6 +251,8 @@ def test_an_operand_past_the_cache_bound_takes_the_fused_kernel(dtype, loop_call
     xs = np.random.default_rng(9).standard_normal((6, B + 1, F)).astype(dtype)
     agree(*both(cell(F, H, dtype), xs, gates=False))
     assert loop_calls["calls"] == 0
+    agree(*both(cell(F, H, dtype), xs[:, :B], gates=False))  # the largest that fits: threaded
+    assert loop_calls["calls"] == 1
 
 
 def test_the_cli_names_the_threaded_loop_and_agrees(runner, tmp_path, monkeypatch):
