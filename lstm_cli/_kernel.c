@@ -281,8 +281,9 @@ CELL(lstm_cell_f32, float, cell_part_f32)
  * The product: z[r, :] = sum over k of W_u[r, k] U[t][k, :], k in order 0 .. K-1, one fused
  * multiply-add per term into the row's running sum, vectorized over the batch (as OpenBLAS's
  * kernels sum when K fits one of their blocks: measured bit-identical on these shapes). The
- * weights of thread p's units u0 .. u1-1 (rows g, o, f, i of each, in that order: R = 4 nu
- * rows) are packed as panels of MR rows, k-major (panel[k * MR + r]), zero rows past R.
+ * weights of thread p's units u0 .. u1-1 are packed in blocks of MR units, four panels a
+ * block (its rows of g, o, f, i), each panel k-major (panel[k * MR + r]), zero rows past the
+ * last unit (see panels_of and PACK).
  * Returns the number of steps done: n, or the first step t with a value that is not finite
  * (its outputs are then not to be trusted, its inputs are intact: the caller redoes it). */
 #if defined(__GNUC__) && !defined(_WIN32)
@@ -320,15 +321,12 @@ EXPORT long lstm_packed_len(long H, long K, long nthreads)
 /* Elements of scratch per thread: z of one block of units (4 MR rows), X's padded tail
  * columns and their product, for up to MAX_LANES lanes. */
 #define MAX_LANES 16
-INLINE long per_thread(long H, long K, long B, long nthreads)
-{
-    (void)H, (void)nthreads;
-    return 4 * MR * B + (K + MR) * MAX_LANES;
-}
+INLINE long per_thread(long K, long B) { return 4 * MR * B + (K + MR) * MAX_LANES; }
 
 EXPORT long lstm_threads_scratch_len(long H, long K, long B, long nthreads)
 {
-    return nthreads * per_thread(H, K, B, nthreads);
+    (void)H;
+    return nthreads * per_thread(K, B);
 }
 
 /* W_u = [W | b] (4H rows of K: W's K - 1 columns, then b) packed: panel by panel, k by k,
@@ -537,7 +535,7 @@ static long run_threads(worker_fn fn, long n, long H, long K, long B, long nthre
 {
     job_t job = {.n = n, .H = H, .K = K, .B = B, .nthreads = nthreads, .packed = packed, .U = U,
                  .c_prev = c_prev, .c_next = c_next, .gates = gates, .scratch = scratch,
-                 .per_thread = per_thread(H, K, B, nthreads)};
+                 .per_thread = per_thread(K, B)};
     pthread_t ids[MAX_THREADS];
     worker_t ws[MAX_THREADS];
     start_t st[MAX_THREADS];

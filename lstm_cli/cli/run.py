@@ -294,12 +294,12 @@ def _backend(asked: str, cell: LSTMParams, B: int | None, verbose: bool) -> str:
         path = describe(cell.n_hidden, B or 1, cell.n_features, cell.dtype.itemsize)
         how = f"{kernel_path()}; {path}"
         where = f" ({how})" if chosen == "compiled" else ""
-        why = "" if asked != "auto" else f" (auto: {_auto_reason(chosen, cell, B or 1)})"
+        why = "" if asked != "auto" else f" (auto: {_auto_reason(chosen, cell)})"
         typer.echo(f"backend: {chosen}{where}{why}", err=True)
     return chosen
 
 
-def _auto_reason(chosen: str, cell: LSTMParams, B: int) -> str:
+def _auto_reason(chosen: str, cell: LSTMParams) -> str:
     from lstm_cli.compiled import AUTO_MAX_FUSED_HIDDEN, THREADS_MIN_BATCH, available, has_threads
 
     if chosen == "compiled":
