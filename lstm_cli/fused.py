@@ -122,17 +122,7 @@ class _State:
         self.fc = self.prod[:H]  # (H, B) f * c_prev
         self.ig = self.prod[H:]  # (H, B) i * g
         self.half = np.array(0.5, dtype)  # a 0-d array: no scalar conversion per call
-        self._operands = np.empty(0, dtype)
         self._scratch = np.empty(0, dtype)
-
-    def operands(self, n: int, K: int) -> Array:
-        """An (n, K, B) buffer for a chunk's stacked operands, the same memory from chunk to
-        chunk (nothing allocated per chunk). What a chunk hands back is copied out of it
-        (``_Output.user``) before the next chunk fills it."""
-        B = self.h.shape[1]
-        if self._operands.size < n * K * B:
-            self._operands = np.empty(n * K * B, self._operands.dtype)
-        return self._operands[: n * K * B].reshape(n, K, B)
 
     def scratch(self, size: int) -> Array:
         """A flat buffer of ``size`` elements for a backend's own work, kept across chunks."""

@@ -363,7 +363,7 @@ def _run_stacked(
     h_max = float(np.max(np.abs(s.h), initial=1.0))  # |h_next| <= 1; h0 may be larger; nan: nan
     if not stacked_is_safe(cell, h_max, x_max):
         return None
-    U = s.operands(n + 1, H + F + 1)  # (n + 1, K, B): U[t] = [h_prev; x_t; 1]
+    U = np.empty((n + 1, H + F + 1, B), cell.dtype)  # U[t] = [h_prev; x_t; 1]
     U[0, :H] = s.h
     U[:n, H : H + F] = x.transpose(0, 2, 1)
     U[:, H + F] = 1
